@@ -42,6 +42,10 @@ type Tx interface {
 	SecretStore
 	MasterKeyStore
 	CounterStore
+	SigningKeyStore // tokens.go
+	RevocationStore // tokens.go
+	RefreshStore    // refresh.go
+	ReplayStore     // refresh.go
 }
 
 // SecretVersion is one encrypted version of a vault secret. The value is

@@ -18,22 +18,32 @@ import (
 // Opener returns a new, empty, migrated store for one test.
 type Opener func(t *testing.T) store.Store
 
+type testCase struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}
+
+// suite holds every case; each capability's file registers its own in init.
+var suite []testCase
+
+func register(name string, fn func(t *testing.T, s store.Store)) {
+	suite = append(suite, testCase{name, fn})
+}
+
+func init() {
+	register("Secrets", testSecrets)
+	register("SecretVersionConflict", testSecretConflict)
+	register("Rewrap", testRewrap)
+	register("MasterKeyChecks", testMasterKeyChecks)
+	register("TxRollback", testTxRollback)
+	register("TxCommit", testTxCommit)
+	register("ConcurrentCounter", testConcurrentCounter)
+	register("ConcurrentTxCounter", testConcurrentTxCounter)
+}
+
 // Run runs the whole suite against the backend that open produces.
 func Run(t *testing.T, open Opener) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
-		{"Secrets", testSecrets},
-		{"SecretVersionConflict", testSecretConflict},
-		{"Rewrap", testRewrap},
-		{"MasterKeyChecks", testMasterKeyChecks},
-		{"TxRollback", testTxRollback},
-		{"TxCommit", testTxCommit},
-		{"ConcurrentCounter", testConcurrentCounter},
-		{"ConcurrentTxCounter", testConcurrentTxCounter},
-	}
-	for _, tt := range tests {
+	for _, tt := range suite {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
 			tt.fn(t, s)
