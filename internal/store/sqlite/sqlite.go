@@ -58,6 +58,14 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("sqlite: %s is not a directory", dir)
 	}
+	// The database holds only ciphertext and hashes, but it is still
+	// nobody else's business: create it 0600 (SQLite gives -wal and -shm
+	// the database file's mode).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, unwrapPathError(err))
+	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis))
 	q.Add("_pragma", "journal_mode(WAL)")
