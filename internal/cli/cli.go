@@ -64,6 +64,7 @@ func Execute(ctx context.Context, env Env) error {
 		g.checkCmd(),
 		g.secretCmd(),
 		g.vaultCmd(),
+		g.adminCmd(),
 		versionCmd(),
 	)
 	return root.ExecuteContext(ctx)

@@ -159,9 +159,7 @@ func writeOAuth(w http.ResponseWriter, e *OAuthError) {
 		status = http.StatusBadRequest
 	}
 	h := w.Header()
-	for k, vs := range e.Header {
-		h[k] = vs
-	}
+	copyHeader(h, e.Header)
 	if e.Challenge != "" {
 		h.Set("WWW-Authenticate", Challenge(e.Challenge, e.Code, e.Description, e.ChallengeParams))
 	}
@@ -206,9 +204,7 @@ func quoteSafe(s string) string {
 // WriteProblem writes an RFC 9457 problem with the request id.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	h := w.Header()
-	for k, vs := range p.Header {
-		h[k] = vs
-	}
+	copyHeader(h, p.Header)
 	typ := p.Type
 	if typ == "" {
 		typ = "about:blank"
@@ -346,5 +342,16 @@ func (s *statusRecorder) Flush() {
 			s.status, s.wrote = http.StatusOK, true
 		}
 		f.Flush()
+	}
+}
+
+// copyHeader sets src's values on dst under canonical names, so a literal
+// map key such as "WWW-Authenticate" is found by Header.Get.
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		dst.Del(k)
+		for _, v := range vs {
+			dst.Add(k, v)
+		}
 	}
 }
