@@ -46,6 +46,7 @@ type Tx interface {
 	RevocationStore // tokens.go
 	RefreshStore    // refresh.go
 	ReplayStore     // refresh.go
+	AdminTokenStore // admin.go
 }
 
 // SecretVersion is one encrypted version of a vault secret. The value is
