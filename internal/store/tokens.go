@@ -27,8 +27,26 @@ const (
 	SigningKeyRetired = "retired"
 )
 
-// SigningKeyStore keeps signing key metadata (the private keys live in the vault).
-type SigningKeyStore interface{}
+// SigningKeyStore keeps signing key metadata (the private keys live in the
+// vault). The schema allows at most one key in state current and one in
+// state next (a unique partial index), so racing nodes cannot both create
+// or promote one: the loser gets ErrConflict or ErrNotFound and retries
+// from what the winner wrote.
+type SigningKeyStore interface {
+	// InsertSigningKey adds k. A duplicate kid, or a second key in state
+	// current or next, is ErrConflict.
+	InsertSigningKey(ctx context.Context, k SigningKey) error
+	// SigningKeys returns every key, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// TransitionSigningKey moves key kid from state from to state to, as one
+	// conditional statement. Entering current sets ActivatedAt to at;
+	// entering retired sets RetiredAt to at. A key that does not exist or is
+	// not in state from is ErrNotFound, so of two racing transitions exactly
+	// one succeeds.
+	TransitionSigningKey(ctx context.Context, kid, from, to string, at time.Time) error
+	// DeleteSigningKey removes a retired key; anything else is ErrNotFound.
+	DeleteSigningKey(ctx context.Context, kid string) error
+}
 
 // Revocation kinds: what Value names.
 const (
