@@ -21,6 +21,7 @@ import (
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/httpapi"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
 	"github.com/keygate/keygate/internal/vault"
 )
 
@@ -58,6 +59,10 @@ type App struct {
 	admin  http.Handler
 
 	background []func(ctx context.Context)
+
+	keys        *token.Manager
+	revocations *token.Revocations
+	verifier    *token.Verifier
 }
 
 // New builds the handlers over an open store and vault.
