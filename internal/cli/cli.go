@@ -65,6 +65,8 @@ func Execute(ctx context.Context, env Env) error {
 		g.secretCmd(),
 		g.vaultCmd(),
 		g.adminCmd(),
+		g.keyCmd(),
+		g.tokenCmd(),
 		versionCmd(),
 	)
 	return root.ExecuteContext(ctx)

@@ -187,3 +187,25 @@ func TestVersion(t *testing.T) {
 }
 
 var _ = context.Background
+
+func TestKeyRotateAndTokenRevoke(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"KEYGATE_CONFIG": writeConfig(t, dir)}
+	if _, err := runCLI(t, env, "", "init"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, env, "", "key", "rotate")
+	if err != nil || !strings.Contains(out, "now signs") {
+		t.Fatalf("key rotate = %q, %v", out, err)
+	}
+	out, err = runCLI(t, env, "", "token", "revoke", "--subject", "google|123")
+	if err != nil || !strings.Contains(out, "revoked subject google|123") {
+		t.Fatalf("token revoke = %q, %v", out, err)
+	}
+	if _, err := runCLI(t, env, "", "token", "revoke"); err == nil {
+		t.Error("token revoke without a selector succeeded")
+	}
+	if _, err := runCLI(t, env, "", "token", "revoke", "--subject", "a", "--client", "b"); err == nil {
+		t.Error("token revoke with two selectors succeeded")
+	}
+}
