@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -58,7 +56,7 @@ func (g *globals) serveCmd() *cobra.Command {
 			}
 			defer o.Close()
 			if dev {
-				if err := seedDev(ctx, o); err != nil {
+				if err := app.SeedDev(ctx, o.vault, filepath.Join(filepath.Dir(cfg.MasterKeyFile), "dev-backend.secret")); err != nil {
 					return err
 				}
 			}
@@ -129,38 +127,4 @@ func requireLoopback(addr string) error {
 		return fmt.Errorf("dev: refusing to listen on %q: dev mode binds loopback addresses only", addr)
 	}
 	return nil
-}
-
-// seedDev stores the demo secrets on first start: the echo upstream's key
-// and dev-backend's client secret (also written to dev-backend.secret, 0600,
-// so the walk-through can use it).
-func seedDev(ctx context.Context, o *opened) error {
-	if _, _, err := o.vault.Get(ctx, "echo-key"); errors.Is(err, vault.ErrNotFound) {
-		if _, err := o.vault.Put(ctx, "echo-key", vault.NewSecret([]byte("demo-upstream-key-"+randomToken(12)))); err != nil {
-			return fmt.Errorf("dev: %w", err)
-		}
-	} else if err != nil {
-		return err
-	}
-	secretFile := filepath.Join(filepath.Dir(o.cfg.MasterKeyFile), "dev-backend.secret")
-	_, _, err := o.vault.Get(ctx, "clients/dev-backend")
-	_, statErr := os.Stat(secretFile)
-	if errors.Is(err, vault.ErrNotFound) || statErr != nil {
-		secret := "kgs_" + randomToken(32)
-		if _, err := o.vault.Put(ctx, "clients/dev-backend", vault.NewSecret([]byte(secret))); err != nil {
-			return fmt.Errorf("dev: %w", err)
-		}
-		if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-			return fmt.Errorf("dev: write %s: %w", secretFile, err)
-		}
-	} else if err != nil {
-		return err
-	}
-	return nil
-}
-
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
