@@ -20,6 +20,7 @@ import (
 
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/httpapi"
+	"github.com/keygate/keygate/internal/proxy"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
 	"github.com/keygate/keygate/internal/vault"
@@ -63,6 +64,7 @@ type App struct {
 	keys        *token.Manager
 	revocations *token.Revocations
 	verifier    *token.Verifier
+	proxy       *proxy.Proxy
 }
 
 // New builds the handlers over an open store and vault.
@@ -85,7 +87,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, v *vault.Vault
 	if err := a.mount(ctx, pub); err != nil {
 		return nil, err
 	}
-	a.public = httpapi.Middleware(a.log)(pub)
+	a.public = httpapi.Middleware(a.log)(a.proxy.Wrap(pub))
 
 	adm := http.NewServeMux()
 	adm.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

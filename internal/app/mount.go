@@ -83,6 +83,10 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 	oa.Register(mux)
 	mux.Handle("GET /.well-known/jwks.json", a.keys.JWKSHandler())
 
+	if err := a.mountProxy(mux); err != nil {
+		return err
+	}
+
 	if a.opts.Dev {
 		dev, err := devidp.New(cfg.Issuer+"/dev", "dev-app", a.now)
 		if err != nil {

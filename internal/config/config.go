@@ -389,7 +389,7 @@ func DevConfig(listen, adminListen, dataDir string) *Config {
 	}
 	c.Upstreams = []Upstream{{
 		Name: "echo",
-		URL:  "http://" + listen + "/dev/echo",
+		URL:  "http://echo.invalid", // served in-process by the built-in echo; .invalid never resolves (RFC 6761)
 		Auth: UpstreamAuth{Type: UpstreamAuthHeader, Name: "X-Api-Key", Template: SecretPlaceholder, Secret: "echo-key"},
 		Routes: []Route{{
 			Methods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},

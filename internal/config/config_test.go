@@ -379,7 +379,7 @@ func TestDevConfig(t *testing.T) {
 		{"database", c.Database, "sqlite://./keygate-dev/keygate.db"},
 		{"master key", c.MasterKeyFile, "./keygate-dev/master.key"},
 		{"idp", c.IdentityProviders[0], IdentityProvider{Name: "dev", Issuer: "http://127.0.0.1:8080/dev", Audiences: []string{"dev-app"}, JWKSURI: "http://127.0.0.1:8080/dev/jwks.json", Algorithms: []string{"ES256"}}},
-		{"echo url", c.Upstreams[0].URL, "http://127.0.0.1:8080/dev/echo"},
+		{"echo url", c.Upstreams[0].URL, "http://echo.invalid"},
 		{"secret names", c.SecretNames(), []string{"clients/dev-backend", "echo-key"}},
 		{"limit", c.Limits[0].Rate.PerSecond, 100.0},
 		{"burst", c.Limits[0].Burst, 100},
