@@ -65,6 +65,13 @@ type App struct {
 	revocations *token.Revocations
 	verifier    *token.Verifier
 	proxy       *proxy.Proxy
+
+	// Set by setupDPoP (dpop.go), setupCapabilities (capability.go) and
+	// setupLimits (limits.go); nil when not configured.
+	dpopAuth       proxy.Authenticator
+	capabilityAuth proxy.Authenticator
+	checks         []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error
+	observers      []func(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64)
 }
 
 // New builds the handlers over an open store and vault.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/httpapi"
@@ -39,6 +40,15 @@ func (a *App) mountProxy(mux *http.ServeMux) error {
 		Authorize: a.authorize,
 		Observe:   a.observe,
 	}
+	if err := a.setupDPoP(); err != nil {
+		return err
+	}
+	if err := a.setupLimits(); err != nil {
+		return err
+	}
+	if err := a.setupCapabilities(); err != nil {
+		return err
+	}
 	deps.Auth = a.proxyAuth()
 	if a.opts.Dev {
 		deps.UpstreamTransports = map[string]http.RoundTripper{"echo": proxy.EchoTransport()}
@@ -60,13 +70,44 @@ func (a *App) mountProxy(mux *http.ServeMux) error {
 	return nil
 }
 
-// proxyAuth is the authenticator chain of the proxy: DPoP and capability
-// tokens are added here as they are configured; nil means the proxy's
-// built-in bearer access-token check.
-func (a *App) proxyAuth() proxy.Authenticator { return nil }
+// proxyAuth picks the authenticator by credential: "DPoP" scheme → DPoP
+// (RFC 9449 §7), a "Bearer kgc_" capability token → capabilities, any other
+// bearer token → the access-token check (which refuses DPoP-bound tokens).
+func (a *App) proxyAuth() proxy.Authenticator {
+	return authChain{dpop: a.dpopAuth, capability: a.capabilityAuth, bearer: proxy.NewBearerAuth(a.verifier, a.cfg.Issuer, a.now)}
+}
 
-// authorize runs after authentication and scope, before forwarding.
-func (a *App) authorize(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error { return nil }
+type authChain struct {
+	dpop, capability, bearer proxy.Authenticator
+}
+
+func (c authChain) Authenticate(r *http.Request) (*proxy.Caller, error) {
+	if v := r.Header.Get("Authorization"); len(v) > 5 {
+		switch {
+		case c.dpop != nil && strings.EqualFold(v[:5], "DPoP "):
+			return c.dpop.Authenticate(r)
+		case c.capability != nil && len(v) > 11 && strings.EqualFold(v[:7], "Bearer ") && strings.HasPrefix(v[7:], "kgc_"):
+			return c.capability.Authenticate(r)
+		}
+	}
+	return c.bearer.Authenticate(r)
+}
+
+// authorize runs after authentication and scope, before forwarding, in
+// this order: request signature (routes that require one), blocks and
+// limits, and last the capability use, so a refused request never spends one.
+func (a *App) authorize(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error {
+	for _, check := range a.checks {
+		if err := check(r, c, route); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // observe records a finished proxied request.
-func (a *App) observe(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64) {}
+func (a *App) observe(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64) {
+	for _, o := range a.observers {
+		o(upstream, status, dur, bytesIn, bytesOut)
+	}
+}
