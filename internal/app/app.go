@@ -20,6 +20,7 @@ import (
 
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/httpapi"
+	"github.com/keygate/keygate/internal/oauth"
 	"github.com/keygate/keygate/internal/proxy"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
@@ -68,10 +69,12 @@ type App struct {
 
 	// Set by setupDPoP (dpop.go), setupCapabilities (capability.go) and
 	// setupLimits (limits.go); nil when not configured.
-	dpopAuth       proxy.Authenticator
-	capabilityAuth proxy.Authenticator
-	checks         []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error
-	observers      []func(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64)
+	dpopAuth          proxy.Authenticator
+	dpopTokenEndpoint oauth.DPoPVerifier
+	capabilityRevoker oauth.CapabilityRevoker
+	capabilityAuth    proxy.Authenticator
+	checks            []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error
+	observers         []func(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64)
 }
 
 // New builds the handlers over an open store and vault.

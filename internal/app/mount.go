@@ -50,6 +50,17 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		a.prune,
 	)
 
+	// Order matters: the pre-forward checks run in the order these add them.
+	if err := a.setupDPoP(ctx, mux); err != nil {
+		return err
+	}
+	if err := a.setupLimits(ctx, mux); err != nil {
+		return err
+	}
+	if err := a.setupCapabilities(ctx, mux); err != nil {
+		return err
+	}
+
 	refreshKey, err := a.refreshKey(ctx)
 	if err != nil {
 		return err
@@ -73,6 +84,8 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		IDTokens:     idps,
 		AccessTokens: a.verifier,
 		Revoker:      a.revocations,
+		DPoP:         a.dpopTokenEndpoint,
+		Capabilities: a.capabilityRevoker,
 		Secrets:      oauth.SecretFunc(a.secret),
 		Now:          a.now,
 		Logger:       a.log,

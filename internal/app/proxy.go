@@ -40,15 +40,6 @@ func (a *App) mountProxy(mux *http.ServeMux) error {
 		Authorize: a.authorize,
 		Observe:   a.observe,
 	}
-	if err := a.setupDPoP(); err != nil {
-		return err
-	}
-	if err := a.setupLimits(); err != nil {
-		return err
-	}
-	if err := a.setupCapabilities(); err != nil {
-		return err
-	}
 	deps.Auth = a.proxyAuth()
 	if a.opts.Dev {
 		deps.UpstreamTransports = map[string]http.RoundTripper{"echo": proxy.EchoTransport()}
