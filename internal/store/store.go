@@ -47,6 +47,8 @@ type Tx interface {
 	RefreshStore    // refresh.go
 	ReplayStore     // refresh.go
 	AdminTokenStore // admin.go
+	LimitStore      // limits.go
+	AuditStore      // limits.go
 }
 
 // SecretVersion is one encrypted version of a vault secret. The value is
