@@ -63,7 +63,7 @@ func (g *globals) serveCmd() *cobra.Command {
 			logger := newLogger(g.env.Stderr)
 			opts := app.Options{Dev: dev, Logger: logger}
 			if dev {
-				opts.Ready = func(pub, _ net.Addr) { printWalkthrough(cmd.OutOrStdout(), cfg, pub.String()) }
+				opts.Ready = func(pub, adm net.Addr) { printWalkthrough(cmd.OutOrStdout(), pub.String(), adm.String(), devDataDir) }
 			}
 			a, err := app.New(ctx, cfg, o.store, o.vault, opts)
 			if err != nil {
