@@ -3,9 +3,10 @@
 //
 // A Verifier applies the checks of RFC 9449 §4.3 to the single DPoP header
 // of a request: a well-formed compact JWS (RFC 7515 §7.1) with typ
-// "dpop+jwt", an allowed asymmetric alg (ES256 or EdDSA; never "none", never
-// a MAC, per RFC 8725 §3.1), a public jwk whose type and curve match the alg
-// and whose point is on the curve (RFC 8725 §3.4), a valid signature, and the
+// "dpop+jwt", an allowed asymmetric alg (ES256 or EdDSA, the latter also
+// under its RFC 9864 name Ed25519; never "none", never a MAC, per RFC 8725
+// §3.1), a public jwk whose type and curve match the alg and whose point is
+// on the curve (RFC 8725 §3.4), a valid signature, and the
 // claims jti, htm, htu, iat, ath (§4.2, §4.3) and, when configured, a server
 // nonce (§8, §9). Every proof is accepted once: its jti is remembered in a
 // ReplayStore shared by all nodes (§11.1), with a small in-memory cache in

@@ -222,7 +222,10 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 	// §4.3 check 5: "the alg JOSE Header Parameter indicates a registered
 	// asymmetric digital signature algorithm [IANA.JOSE.ALGS], is not none,
 	// is supported by the application, and is acceptable per local policy".
-	if !(h.alg == "ES256" && v.es256 || h.alg == "EdDSA" && v.eddsa) {
+	// RFC 9864 §2.2 registers "Ed25519" as the fully-specified name of
+	// EdDSA over Ed25519, the only EdDSA curve accepted here; current
+	// clients (npm dpop, oauth4webapi) send it, so both names are taken.
+	if !(h.alg == "ES256" && v.es256 || (h.alg == "EdDSA" || h.alg == "Ed25519") && v.eddsa) {
 		return nil, errAlg
 	}
 	// RFC 7515 §4.1.11: a recipient MUST reject a JWS whose crit lists an
@@ -496,7 +499,7 @@ func verifySignature(alg string, pub any, signingInput string, sig []byte) bool 
 		r := new(big.Int).SetBytes(sig[:32])
 		s := new(big.Int).SetBytes(sig[32:])
 		return ecdsa.Verify(pub.(*ecdsa.PublicKey), digest[:], r, s)
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		return len(sig) == ed25519.SignatureSize && ed25519.Verify(pub.(ed25519.PublicKey), []byte(signingInput), sig)
 	}
 	return false

@@ -75,6 +75,8 @@ func TestVerify(t *testing.T) {
 	cases := []tc{
 		{name: "valid ES256"},
 		{name: "valid EdDSA", key: ed},
+		{name: "valid Ed25519 (RFC 9864 name)", key: ed, edit: func(p *proofSpec) { p.header["alg"] = "Ed25519" }},
+		{name: "Ed25519 with a P-256 jwk", edit: func(p *proofSpec) { p.header["alg"] = "Ed25519" }, want: errJWKType},
 		{name: "valid fractional iat", edit: func(p *proofSpec) { p.claims["iat"] = float64(t0.Unix()) + 0.5 }},
 		{name: "valid without access token and ath", req: func(r *Request) { r.AccessToken = "" }, edit: func(p *proofSpec) { delete(p.claims, "ath") }},
 		{name: "valid htu with query and fragment", edit: func(p *proofSpec) { p.claims["htu"] = testURL + "?stream=true#frag" }},
@@ -198,7 +200,7 @@ func TestVerify(t *testing.T) {
 				if want := thumbprintOf(spec.header["jwk"].(map[string]any)); got.JKT != want {
 					t.Errorf("JKT = %q, want %q", got.JKT, want)
 				}
-				if got.JTI != spec.claims["jti"] || got.Alg != key.alg {
+				if got.JTI != spec.claims["jti"] || got.Alg != spec.header["alg"] {
 					t.Errorf("proof = %+v", got)
 				}
 				return

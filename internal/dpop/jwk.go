@@ -112,7 +112,7 @@ func (k *jwk) publicKey(alg string) (any, error) {
 			return nil, errJWKKey
 		}
 		return pub, nil
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		// RFC 8037 §2: kty "OKP", crv "Ed25519", x the 32-byte public key.
 		if k.kty != "OKP" || k.crv != "Ed25519" {
 			return nil, errJWKType

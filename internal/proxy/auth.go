@@ -99,8 +99,11 @@ func (a *BearerAuth) Authenticate(r *http.Request) (*Caller, error) {
 	case !claims.Expiry.IsZero() && !a.now().Before(claims.Expiry):
 		return nil, invalidToken("the access token expired", nil)
 	case claims.JKT != "":
-		// RFC 9449 §7.1: a DPoP-bound token presented as a bearer token is refused.
-		return nil, invalidToken("the access token is DPoP-bound and must be sent with the DPoP scheme", nil)
+		// RFC 9449 §7.1: a DPoP-bound token presented as a bearer token is refused, with a DPoP
+		// challenge naming the scheme the client must use.
+		return nil, &httpapi.OAuthError{Status: http.StatusUnauthorized, Code: "invalid_token",
+			Description: "the access token is DPoP-bound and must be sent with the DPoP scheme",
+			Challenge:   "DPoP", ChallengeParams: dpopChallengeAlgs}
 	}
 	return &Caller{Subject: claims.Subject, ClientID: claims.ClientID, Scope: claims.Scope, TokenID: claims.JTI,
 		Claims: claims, Kind: KindAccess}, nil
