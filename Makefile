@@ -28,9 +28,11 @@ check: test
 fuzz-short:
 	@./scripts/fuzz.sh $(FUZZTIME)
 
-## bench: benchmarks with ratios against baselines measured in the same run.
+## bench: the gateway benchmark (keygate vs a bare httputil.ReverseProxy, same run, ratios),
+## then the micro-benchmarks of the hot paths and the token endpoint.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
+	$(GO) test -run='^$$' -bench='^BenchmarkGateway$$' -benchtime=1x -count=1 -timeout 10m ./internal/app/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m ./internal/token/ ./internal/dpop/ ./internal/proxy/ ./internal/oauth/ ./internal/ratelimit/ ./internal/audit/
 
 clean:
 	rm -rf bin

@@ -39,7 +39,7 @@ type dpopKey struct {
 	jkt  string // RFC 7638 thumbprint
 }
 
-func newES256Key(t *testing.T) *dpopKey {
+func newES256Key(t testing.TB) *dpopKey {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -55,7 +55,7 @@ func newES256Key(t *testing.T) *dpopKey {
 	return &dpopKey{alg: "ES256", priv: priv, jwk: jwk, jkt: b64.EncodeToString(sum[:])}
 }
 
-func newEd25519Key(t *testing.T) *dpopKey {
+func newEd25519Key(t testing.TB) *dpopKey {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -75,7 +75,7 @@ type proofOpts struct {
 }
 
 // proof returns a DPoP proof JWT for method and htu (RFC 9449 §4.2).
-func (k *dpopKey) proof(t *testing.T, method, htu string, o proofOpts) string {
+func (k *dpopKey) proof(t testing.TB, method, htu string, o proofOpts) string {
 	t.Helper()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
@@ -113,7 +113,7 @@ func (k *dpopKey) proof(t *testing.T, method, htu string, o proofOpts) string {
 }
 
 // jwtClaims decodes a JWT's payload without verifying it.
-func jwtClaims(t *testing.T, raw string) map[string]any {
+func jwtClaims(t testing.TB, raw string) map[string]any {
 	t.Helper()
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
@@ -130,7 +130,7 @@ func jwtClaims(t *testing.T, raw string) map[string]any {
 	return m
 }
 
-func cnfJKT(t *testing.T, at string) string {
+func cnfJKT(t testing.TB, at string) string {
 	t.Helper()
 	cnf, _ := jwtClaims(t, at)["cnf"].(map[string]any)
 	jkt, _ := cnf["jkt"].(string)
@@ -138,7 +138,7 @@ func cnfJKT(t *testing.T, at string) string {
 }
 
 // exchangeForm is dev-app's token exchange request for sub.
-func (s *server) exchangeForm(t *testing.T, sub string) url.Values {
+func (s *server) exchangeForm(t testing.TB, sub string) url.Values {
 	return url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
 		"client_id":          {"dev-app"},
@@ -148,7 +148,7 @@ func (s *server) exchangeForm(t *testing.T, sub string) url.Values {
 }
 
 // dpopExchange exchanges an ID token for sub with a proof of k.
-func (s *server) dpopExchange(t *testing.T, sub string, k *dpopKey) tokenResponse {
+func (s *server) dpopExchange(t testing.TB, sub string, k *dpopKey) tokenResponse {
 	t.Helper()
 	var out tokenResponse
 	proof := k.proof(t, "POST", s.URL+"/oauth2/token", proofOpts{})
@@ -200,7 +200,7 @@ func TestDPoP(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
 			s := startDev(t, b, nil)
-			for _, newKey := range []func(*testing.T) *dpopKey{newES256Key, newEd25519Key} {
+			for _, newKey := range []func(testing.TB) *dpopKey{newES256Key, newEd25519Key} {
 				k := newKey(t)
 				t.Run(k.alg, func(t *testing.T) { testDPoPFlow(t, s, k) })
 			}

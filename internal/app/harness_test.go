@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 }
 
 // databaseDSN returns a fresh database of the named backend.
-func databaseDSN(t *testing.T, backendName, dir string) string {
+func databaseDSN(t testing.TB, backendName, dir string) string {
 	t.Helper()
 	if backendName == "postgres" {
 		return pgtest.DSN(t)
@@ -71,7 +71,7 @@ func databaseDSN(t *testing.T, backendName, dir string) string {
 // startDev starts a dev-mode keygate (dev IdP, echo upstream, dev clients)
 // on random loopback ports over the named backend. modify, when set, may
 // change the config before start.
-func startDev(t *testing.T, backendName string, modify func(*config.Config)) *server {
+func startDev(t testing.TB, backendName string, modify func(*config.Config)) *server {
 	t.Helper()
 	dir := t.TempDir()
 	pubLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,7 +93,7 @@ func startDev(t *testing.T, backendName string, modify func(*config.Config)) *se
 	return startWith(t, cfg, dir, pubLn, admLn, true)
 }
 
-func startWith(t *testing.T, cfg *config.Config, dir string, pubLn, admLn net.Listener, dev bool) *server {
+func startWith(t testing.TB, cfg *config.Config, dir string, pubLn, admLn net.Listener, dev bool) *server {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := os.Stat(cfg.MasterKeyFile); os.IsNotExist(err) {
@@ -119,7 +119,13 @@ func startWith(t *testing.T, cfg *config.Config, dir string, pubLn, admLn net.Li
 	}
 	secret, _ := os.ReadFile(secretFile)
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	var logOut io.Writer = logs
+	if _, ok := t.(*testing.B); ok {
+		// Benchmarks format every log line but keep none: millions of
+		// lines in memory would measure the buffer, not keygate.
+		logOut = io.Discard
+	}
+	logger := slog.New(slog.NewJSONHandler(logOut, nil))
 	a, err := app.New(ctx, cfg, st, v, app.Options{Dev: dev, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +164,7 @@ func startWith(t *testing.T, cfg *config.Config, dir string, pubLn, admLn net.Li
 }
 
 // postForm posts form values and decodes a JSON answer into out (if set).
-func (s *server) postForm(t *testing.T, path string, form url.Values, header http.Header, out any) *http.Response {
+func (s *server) postForm(t testing.TB, path string, form url.Values, header http.Header, out any) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest("POST", s.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -181,7 +187,7 @@ func (s *server) postForm(t *testing.T, path string, form url.Values, header htt
 }
 
 // idToken mints a dev IdP ID token for sub.
-func (s *server) idToken(t *testing.T, sub string) string {
+func (s *server) idToken(t testing.TB, sub string) string {
 	t.Helper()
 	var out struct {
 		IDToken string `json:"id_token"`
@@ -203,7 +209,7 @@ type tokenResponse struct {
 }
 
 // exchange performs token exchange for sub as dev-app.
-func (s *server) exchange(t *testing.T, sub string, header http.Header) tokenResponse {
+func (s *server) exchange(t testing.TB, sub string, header http.Header) tokenResponse {
 	t.Helper()
 	var out tokenResponse
 	res := s.postForm(t, "/oauth2/token", url.Values{
@@ -220,7 +226,7 @@ func (s *server) exchange(t *testing.T, sub string, header http.Header) tokenRes
 }
 
 // get sends a GET with the given Authorization header value.
-func (s *server) get(t *testing.T, path, authorization string) (*http.Response, []byte) {
+func (s *server) get(t testing.TB, path, authorization string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", s.URL+path, nil)
 	if authorization != "" {
