@@ -2,10 +2,52 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+
+	"github.com/keygate/keygate/internal/capability"
+	"github.com/keygate/keygate/internal/oauth"
 )
 
 // setupCapabilities configures capability tokens: minting at
 // /oauth2/capabilities, the proxy authenticator for kgc_ tokens, and the
 // per-request use counting.
-func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error { return nil }
+//
+// The use is spent by the last pre-forward check: setupCapabilities runs
+// after setupDPoP and setupLimits, so every check they add (signatures,
+// blocks, limits) has passed before a use goes.
+//
+// DPoP-bound capabilities (minted with dpop_jkt) are refused at the proxy
+// until a proof check is wired into capability.Options.ProofCheck.
+func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error {
+	svc := capability.New(a.st, capability.Options{Now: a.now, Logger: a.log})
+	clients, err := oauthClients(a.cfg.Clients)
+	if err != nil {
+		return err
+	}
+	upstreams := make([]string, 0, len(a.cfg.Upstreams))
+	for _, u := range a.cfg.Upstreams {
+		upstreams = append(upstreams, u.Name)
+	}
+	ep, err := oauth.NewCapabilityEndpoint(oauth.CapabilityConfig{
+		Issuer:       a.cfg.Issuer,
+		Clients:      clients,
+		Upstreams:    upstreams,
+		MaxExpiresIn: a.cfg.Capabilities.MaxExpiresIn.Std(),
+	}, oauth.CapabilityDeps{
+		Store:   a.st,
+		Secrets: oauth.SecretFunc(a.secret),
+		Minter:  svc,
+		Now:     a.now,
+		Logger:  a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("capabilities: %w", err)
+	}
+	ep.Register(mux)
+	a.capabilityAuth = svc
+	a.capabilityRevoker = svc
+	a.checks = append(a.checks, svc.Consume)
+	a.background = append(a.background, func(ctx context.Context) { svc.Prune(ctx, pruneInterval) })
+	return nil
+}

@@ -49,6 +49,7 @@ type Tx interface {
 	AdminTokenStore // admin.go
 	LimitStore      // limits.go
 	AuditStore      // limits.go
+	CapabilityStore // capabilities.go
 }
 
 // SecretVersion is one encrypted version of a vault secret. The value is

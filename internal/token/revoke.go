@@ -18,25 +18,44 @@ const revocationSlack = time.Minute
 // in the revocation log refuses their live access tokens on every node. It
 // is what `keygate token revoke` and the admin API call. kind is
 // store.RevokeSubject, store.RevokeClient or store.RevokeFamily. It returns
-// the number of refresh families revoked.
+// the number of refresh families revoked; Revoke also counts capability
+// tokens.
 func RevokeAll(ctx context.Context, st store.Store, rev *Revocations, kind, value string, now time.Time, accessTTL time.Duration) (int, error) {
+	r, err := Revoke(ctx, st, rev, kind, value, now, accessTTL)
+	return r.Families, err
+}
+
+// Revoked counts what Revoke revoked.
+type Revoked struct {
+	Families     int // refresh families
+	Capabilities int // capability tokens (kgc_)
+}
+
+// Revoke is RevokeAll reporting capability tokens too: a subject's
+// capability tokens (DESIGN.md: a capability "is revoked by `keygate token
+// revoke --subject`") and a client's, those it minted, are revoked in the
+// same transaction as the families and the revocation log entry. A family
+// holds no capability tokens.
+func Revoke(ctx context.Context, st store.Store, rev *Revocations, kind, value string, now time.Time, accessTTL time.Duration) (Revoked, error) {
 	if value == "" {
-		return 0, errors.New("revoke: empty " + kind)
+		return Revoked{}, errors.New("revoke: empty " + kind)
 	}
 	entry := store.Revocation{Kind: kind, Value: value, IssuedBefore: now, ExpiresAt: now.Add(accessTTL + revocationSlack), CreatedAt: now}
-	var n int
+	var out Revoked
 	err := st.WithTx(ctx, func(tx store.Tx) error {
+		out = Revoked{}
 		switch kind {
-		case store.RevokeSubject:
-			ids, err := tx.RevokeFamilies(ctx, store.FamilyFilter{Subject: value}, now, "revoked by operator")
-			n = len(ids)
+		case store.RevokeSubject, store.RevokeClient:
+			ff, cf := store.FamilyFilter{Subject: value}, store.CapabilityFilter{Subject: value}
+			if kind == store.RevokeClient {
+				ff, cf = store.FamilyFilter{ClientID: value}, store.CapabilityFilter{ClientID: value}
+			}
+			ids, err := tx.RevokeFamilies(ctx, ff, now, "revoked by operator")
 			if err != nil {
 				return err
 			}
-		case store.RevokeClient:
-			ids, err := tx.RevokeFamilies(ctx, store.FamilyFilter{ClientID: value}, now, "revoked by operator")
-			n = len(ids)
-			if err != nil {
+			out.Families = len(ids)
+			if out.Capabilities, err = tx.RevokeCapabilities(ctx, cf, now); err != nil {
 				return err
 			}
 		case store.RevokeFamily:
@@ -45,7 +64,7 @@ func RevokeAll(ctx context.Context, st store.Store, rev *Revocations, kind, valu
 				return err
 			}
 			if ok {
-				n = 1
+				out.Families = 1
 			}
 		default:
 			return fmt.Errorf("revoke: unknown kind %q", kind)
@@ -53,8 +72,8 @@ func RevokeAll(ctx context.Context, st store.Store, rev *Revocations, kind, valu
 		return rev.Add(ctx, tx, entry)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("revoke %s: %w", kind, err)
+		return Revoked{}, fmt.Errorf("revoke %s: %w", kind, err)
 	}
 	rev.Apply(entry)
-	return n, nil
+	return out, nil
 }
