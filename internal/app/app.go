@@ -74,7 +74,8 @@ type App struct {
 	capabilityRevoker oauth.CapabilityRevoker
 	capabilityAuth    proxy.Authenticator
 	checks            []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error
-	observers         []func(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64)
+	observers         []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch, status int, dur time.Duration, bytesIn, bytesOut int64)
+	lim               *limits // limits.go; the admin API (admin.go) uses it too
 }
 
 // New builds the handlers over an open store and vault.
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, v *vault.Vault
 	adm.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	adm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	adm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	adm.Handle("/admin/", a.adminAPI())
 	a.admin = httpapi.Middleware(a.log)(adm)
 	return a, nil
 }

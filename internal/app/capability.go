@@ -7,6 +7,7 @@ import (
 
 	"github.com/keygate/keygate/internal/capability"
 	"github.com/keygate/keygate/internal/oauth"
+	"github.com/keygate/keygate/internal/proxy"
 )
 
 // setupCapabilities configures capability tokens: minting at
@@ -17,10 +18,16 @@ import (
 // after setupDPoP and setupLimits, so every check they add (signatures,
 // blocks, limits) has passed before a use goes.
 //
-// DPoP-bound capabilities (minted with dpop_jkt) are refused at the proxy
-// until a proof check is wired into capability.Options.ProofCheck.
+// DPoP-bound capabilities (minted with dpop_jkt) need a proof of their key
+// with every request, checked by the proxy's DPoP verifier.
 func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error {
-	svc := capability.New(a.st, capability.Options{Now: a.now, Logger: a.log})
+	opts := capability.Options{Now: a.now, Logger: a.log}
+	if d, ok := a.dpopAuth.(*proxy.DPoPAuth); ok {
+		// A capability minted with dpop_jkt is presented as Bearer with a
+		// DPoP proof of that key over the capability token.
+		opts.ProofCheck = d.CheckProof
+	}
+	svc := capability.New(a.st, opts)
 	clients, err := oauthClients(a.cfg.Clients)
 	if err != nil {
 		return err

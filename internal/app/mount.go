@@ -89,6 +89,7 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		Secrets:      oauth.SecretFunc(a.secret),
 		Now:          a.now,
 		Logger:       a.log,
+		Audit:        a.oauthAuditor(),
 	})
 	if err != nil {
 		return fmt.Errorf("token service: %w", err)

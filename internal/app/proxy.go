@@ -97,8 +97,8 @@ func (a *App) authorize(r *http.Request, c *proxy.Caller, route *proxy.RouteMatc
 }
 
 // observe records a finished proxied request.
-func (a *App) observe(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64) {
+func (a *App) observe(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch, status int, dur time.Duration, bytesIn, bytesOut int64) {
 	for _, o := range a.observers {
-		o(upstream, status, dur, bytesIn, bytesOut)
+		o(r, c, route, status, dur, bytesIn, bytesOut)
 	}
 }

@@ -67,6 +67,7 @@ func Execute(ctx context.Context, env Env) error {
 		g.adminCmd(),
 		g.keyCmd(),
 		g.tokenCmd(),
+		g.auditCmd(),
 		versionCmd(),
 	)
 	return root.ExecuteContext(ctx)

@@ -208,6 +208,17 @@ type Deps struct {
 	Now          func() time.Time
 	Rand         io.Reader
 	Logger       *slog.Logger
+	// Audit, when set, records security events (token issued, refreshed,
+	// reused, revoked): Append inside the transaction that makes the
+	// change, so both commit or neither does; Event once it committed.
+	Audit Auditor
+}
+
+// Auditor records the token service's security events. A record never
+// holds a token or secret.
+type Auditor interface {
+	Append(ctx context.Context, tx store.Tx, rec store.AuditRecord) error
+	Event(event string) // "issue", "refresh", "reuse", "revoke"
 }
 
 // Server serves the OAuth endpoints.

@@ -87,6 +87,7 @@ func (s *Server) refresh(ctx context.Context, in refreshInput) (*tokenResponse, 
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
 	if out.reuse {
+		s.event("reuse")
 		s.applyRevocation(out.revocation)
 		s.deps.Logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse",
 			slog.String("family", out.family.ID), slog.String("client", out.family.ClientID),
@@ -95,6 +96,7 @@ func (s *Server) refresh(ctx context.Context, in refreshInput) (*tokenResponse, 
 	if out.fail != nil {
 		return nil, out.fail
 	}
+	s.event("refresh")
 	out.resp.RefreshToken = next
 	return out.resp, nil
 }
@@ -153,6 +155,9 @@ func (s *Server) rotate(ctx context.Context, tx store.Tx, in refreshInput, prese
 				CreatedAt: now, IdleExpiresAt: s.idleExpiry(fam, now)}); err != nil {
 				return err
 			}
+			if err := s.audit(ctx, tx, refreshRecord(ctx, store.AuditTokenRefresh, fam, now, "rotated")); err != nil {
+				return err
+			}
 			return s.mint(fam, out, now)
 		}
 		// A concurrent request rotated the token (or revoked the family)
@@ -177,6 +182,9 @@ func (s *Server) rotate(ctx context.Context, tx store.Tx, in refreshInput, prese
 			return err
 		}
 		if err == nil && succ.RotatedAt.IsZero() {
+			if err := s.audit(ctx, tx, refreshRecord(ctx, store.AuditTokenRefresh, fam, now, "repeated within grace")); err != nil {
+				return err
+			}
 			return s.mint(fam, out, now)
 		}
 	}
@@ -194,9 +202,18 @@ func (s *Server) rotate(ctx context.Context, tx store.Tx, in refreshInput, prese
 	if err := s.addRevocation(ctx, tx, out.revocation); err != nil {
 		return err
 	}
+	if err := s.audit(ctx, tx, refreshRecord(ctx, store.AuditTokenReuse, fam, now, "reuse detected; family revoked")); err != nil {
+		return err
+	}
 	out.reuse = true
 	out.fail = invalidGrant("refresh token has already been used")
 	return nil
+}
+
+// refreshRecord is the audit record of a refresh-family event.
+func refreshRecord(ctx context.Context, kind string, fam store.RefreshFamily, now time.Time, what string) store.AuditRecord {
+	return store.AuditRecord{Time: now, RequestID: httpapi.RequestID(ctx), Kind: kind, Subject: fam.Subject,
+		ClientID: fam.ClientID, Detail: what + " family=" + fam.ID}
 }
 
 // checkFamily refuses revoked, expired and wrongly bound families.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keygate/keygate/internal/httpapi"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -96,6 +97,9 @@ func (s *Server) revokeRefresh(ctx context.Context, c *client, raw string) error
 		if err := s.addRevocation(ctx, tx, r); err != nil {
 			return err
 		}
+		if err := s.audit(ctx, tx, refreshRecord(ctx, store.AuditTokenRevoke, fam, now, "revoked by client")); err != nil {
+			return err
+		}
 		rev = &r
 		return nil
 	})
@@ -103,6 +107,7 @@ func (s *Server) revokeRefresh(ctx context.Context, c *client, raw string) error
 		return fmt.Errorf("revoke refresh token: %w", err)
 	}
 	if rev != nil {
+		s.event("revoke")
 		s.applyRevocation(*rev)
 	}
 	return nil
@@ -121,10 +126,41 @@ func (s *Server) revokeAccess(ctx context.Context, c *client, raw string) error 
 	now := s.now()
 	r := store.Revocation{Kind: store.RevokeJTI, Value: claims.JTI, IssuedBefore: now,
 		ExpiresAt: claims.Expiry.Add(clockSkew), CreatedAt: now}
-	err = s.deps.Store.WithTx(ctx, func(tx store.Tx) error { return s.addRevocation(ctx, tx, r) })
+	err = s.deps.Store.WithTx(ctx, func(tx store.Tx) error {
+		if err := s.addRevocation(ctx, tx, r); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, store.AuditRecord{Time: now, RequestID: httpapi.RequestID(ctx), Kind: store.AuditTokenRevoke,
+			Subject: claims.Subject, ClientID: claims.ClientID, Detail: "access token revoked by client jti=" + claims.JTI})
+	})
 	if err != nil {
 		return fmt.Errorf("revoke access token: %w", err)
 	}
+	s.event("revoke")
 	s.applyRevocation(r)
 	return nil
+}
+
+// audit appends rec through tx when an Auditor is configured.
+func (s *Server) audit(ctx context.Context, tx store.Tx, rec store.AuditRecord) error {
+	if s.deps.Audit == nil {
+		return nil
+	}
+	return s.deps.Audit.Append(ctx, tx, rec)
+}
+
+// auditAlone appends rec in a transaction of its own, for events that
+// change nothing else in the database.
+func (s *Server) auditAlone(ctx context.Context, rec store.AuditRecord) error {
+	if s.deps.Audit == nil {
+		return nil
+	}
+	return s.deps.Store.WithTx(ctx, func(tx store.Tx) error { return s.deps.Audit.Append(ctx, tx, rec) })
+}
+
+// event counts a committed token event.
+func (s *Server) event(e string) {
+	if s.deps.Audit != nil {
+		s.deps.Audit.Event(e)
+	}
 }

@@ -66,11 +66,17 @@ func (s *Server) tokenExchange(ctx context.Context, c *client, f form, jkt strin
 	now := s.now()
 	claims := token.AccessClaims{Subject: id.KeygateSubject(), ClientID: c.ID, Scope: scope,
 		ACR: id.ACR, AuthTime: id.AuthTime, JKT: jkt}
+	issued := store.AuditRecord{Time: now, RequestID: httpapi.RequestID(ctx), Kind: store.AuditTokenIssue,
+		Subject: claims.Subject, ClientID: c.ID, Detail: "grant=token-exchange scope=" + scope}
 	if !c.allows(GrantRefreshToken) {
 		resp, err := s.accessToken(claims, now)
 		if err != nil {
 			return nil, err
 		}
+		if err := s.auditAlone(ctx, issued); err != nil {
+			return nil, fmt.Errorf("token exchange: %w", err)
+		}
+		s.event("issue")
 		resp.IssuedTokenType = TokenTypeAccessToken
 		return resp, nil
 	}
@@ -92,12 +98,18 @@ func (s *Server) tokenExchange(ctx context.Context, c *client, f form, jkt strin
 		if err := tx.CreateFamily(ctx, fam); err != nil {
 			return err
 		}
-		return tx.InsertRefreshToken(ctx, store.RefreshToken{Hash: hashToken(rt), FamilyID: fam.ID,
-			CreatedAt: now, IdleExpiresAt: s.idleExpiry(fam, now)})
+		if err := tx.InsertRefreshToken(ctx, store.RefreshToken{Hash: hashToken(rt), FamilyID: fam.ID,
+			CreatedAt: now, IdleExpiresAt: s.idleExpiry(fam, now)}); err != nil {
+			return err
+		}
+		rec := issued
+		rec.Detail += " family=" + fam.ID
+		return s.audit(ctx, tx, rec)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token exchange: %w", err)
 	}
+	s.event("issue")
 	resp.IssuedTokenType = TokenTypeAccessToken
 	resp.RefreshToken = rt
 	return resp, nil

@@ -83,6 +83,17 @@ func (a *DPoPAuth) Authenticate(r *http.Request) (*Caller, error) {
 		return nil, a.invalidToken("the access token is not DPoP-bound; send it with the Bearer scheme", nil)
 	}
 
+	if err := a.CheckProof(r, raw, claims.JKT); err != nil {
+		return nil, err
+	}
+	return &Caller{Subject: claims.Subject, ClientID: claims.ClientID, Scope: claims.Scope, TokenID: claims.JTI,
+		Claims: claims, Kind: KindAccess}, nil
+}
+
+// CheckProof verifies the request's DPoP proof for token raw (its ath) and
+// requires it to be signed by the key with thumbprint jkt, the key the token
+// is bound to. Capability tokens minted with dpop_jkt use it too.
+func (a *DPoPAuth) CheckProof(r *http.Request, raw, jkt string) error {
 	// RFC 9449 §4.3 check 9: "The htu claim matches the HTTP URI value for the HTTP request in
 	// which the JWT was received, ignoring any query and fragment parts." The origin is the
 	// configured one; the path is the one the client sent.
@@ -93,16 +104,15 @@ func (a *DPoPAuth) Authenticate(r *http.Request) (*Caller, error) {
 		AccessToken: raw,
 	})
 	if err != nil {
-		return nil, a.proofError(err)
+		return a.proofError(err)
 	}
 	// RFC 9449 §7.1: the resource server MUST "ensure that the public key to which the access
 	// token is bound matches the public key from the DPoP proof".
-	if subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(claims.JKT)) != 1 {
-		return nil, a.challenge(http.StatusUnauthorized, "invalid_dpop_proof",
+	if subtle.ConstantTimeCompare([]byte(proof.JKT), []byte(jkt)) != 1 {
+		return a.challenge(http.StatusUnauthorized, "invalid_dpop_proof",
 			"the DPoP proof is not signed by the key the access token is bound to", nil)
 	}
-	return &Caller{Subject: claims.Subject, ClientID: claims.ClientID, Scope: claims.Scope, TokenID: claims.JTI,
-		Claims: claims, Kind: KindAccess}, nil
+	return nil
 }
 
 // dpopToken extracts the token of an "Authorization: DPoP" header. RFC 9449 §7.1:

@@ -63,9 +63,11 @@ type Deps struct {
 	// *httpapi.OAuthError, or anything else as a 500). nil allows everything.
 	Authorize func(r *http.Request, c *Caller, route *RouteMatch) error
 	// Observe, when set, is told of every request addressed to an upstream, once it is answered:
-	// the status the client got (499 when it went away), the time taken, and the request and
-	// response body bytes that went through the proxy.
-	Observe func(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64)
+	// the request, its caller (nil when authentication failed or was not reached), the route
+	// (never nil; Pattern is empty when no route matched), the status the client got (499 when it
+	// went away), the time taken, and the request and response body bytes that went through the
+	// proxy. It runs after the response is written and must not keep r.
+	Observe func(r *http.Request, c *Caller, route *RouteMatch, status int, dur time.Duration, bytesIn, bytesOut int64)
 }
 
 // RouteMatch is the route a request matched.
@@ -85,7 +87,7 @@ type Proxy struct {
 	secrets   *secretCache
 	log       *slog.Logger
 	authorize func(r *http.Request, c *Caller, route *RouteMatch) error
-	observe   func(upstream string, status int, dur time.Duration, bytesIn, bytesOut int64)
+	observe   func(r *http.Request, c *Caller, route *RouteMatch, status int, dur time.Duration, bytesIn, bytesOut int64)
 	trusted   []netip.Prefix
 	owned     []*http.Transport
 	idle      time.Duration // streamIdleTimeout; shorter in tests
@@ -116,6 +118,8 @@ type forward struct {
 	restRaw string // escaped path after /{upstream}
 	start   time.Time
 	status  int
+	caller  *Caller     // set once authenticated
+	route   *RouteMatch // set once a route matched
 	bytesIn int64
 	body    *limitBody
 	resp    *idleBody
@@ -287,7 +291,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, restRaw := splitUpstream(escaped)
 	f := &forward{up: u, rest: rest, restRaw: restRaw, start: time.Now()}
 	if p.observe != nil {
-		defer p.observeDone(f)
+		defer p.observeDone(r, f)
 	}
 	if err := u.serve(w, r, f); err != nil {
 		f.status = statusOf(err)
@@ -295,7 +299,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (p *Proxy) observeDone(f *forward) {
+func (p *Proxy) observeDone(r *http.Request, f *forward) {
 	var in, out int64 = f.bytesIn, 0
 	if f.body != nil {
 		in = f.body.n.Load()
@@ -307,7 +311,11 @@ func (p *Proxy) observeDone(f *forward) {
 	if status == 0 {
 		status = http.StatusBadGateway // a panic (ErrAbortHandler) before the status was known
 	}
-	p.observe(f.up.name, status, time.Since(f.start), in, out)
+	route := f.route
+	if route == nil {
+		route = &RouteMatch{Upstream: f.up.name, Method: r.Method, Path: f.rest}
+	}
+	p.observe(r, f.caller, route, status, time.Since(f.start), in, out)
 }
 
 // serve checks the request and forwards it; an error is answered by the caller, with nothing sent
@@ -342,6 +350,8 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request, f *forward) err
 		}
 		return httpapi.NotFound("no such route")
 	}
+	f.route = &RouteMatch{Upstream: u.name, Pattern: rt.raw, Method: r.Method, Path: f.rest, Scope: rt.scope,
+		RequireSignature: rt.requireSignature}
 	if hasQueryToken(r.URL.RawQuery) {
 		return invalidRequest("access tokens in the query string are refused; use the Authorization header")
 	}
@@ -352,6 +362,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request, f *forward) err
 	if caller == nil {
 		return invalidToken("the access token is invalid", errors.New("authenticator returned no caller"))
 	}
+	f.caller = caller
 	if !caller.HasScope(rt.scope) {
 		return insufficientScope(rt.scope)
 	}
@@ -365,9 +376,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request, f *forward) err
 	}
 	f.cred = u.credential(entry)
 	if u.p.authorize != nil {
-		m := &RouteMatch{Upstream: u.name, Pattern: rt.raw, Method: r.Method, Path: f.rest, Scope: rt.scope,
-			RequireSignature: rt.requireSignature}
-		if err := u.p.authorize(r, caller, m); err != nil {
+		if err := u.p.authorize(r, caller, f.route); err != nil {
 			return err
 		}
 	}

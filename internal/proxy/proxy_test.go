@@ -1189,9 +1189,12 @@ func TestHooks(t *testing.T) {
 			}
 			return nil
 		}
-		d.Observe = func(upstream string, status int, _ time.Duration, in, out int64) {
+		d.Observe = func(r *http.Request, c *Caller, m *RouteMatch, status int, _ time.Duration, in, out int64) {
+			if (c == nil) != (status == 401) || r == nil || (status != 401 && m.Pattern != "/**") {
+				t.Errorf("observe: caller %+v route %+v status %d", c, m, status)
+			}
 			mu.Lock()
-			seen = append(seen, obs{upstream, status, in, out})
+			seen = append(seen, obs{m.Upstream, status, in, out})
 			mu.Unlock()
 		}
 	})
