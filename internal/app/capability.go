@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/keygate/keygate/internal/capability"
+	"github.com/keygate/keygate/internal/httpapi"
 	"github.com/keygate/keygate/internal/oauth"
 	"github.com/keygate/keygate/internal/proxy"
 )
@@ -25,7 +26,16 @@ func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error {
 	if d, ok := a.dpopAuth.(*proxy.DPoPAuth); ok {
 		// A capability minted with dpop_jkt is presented as Bearer with a
 		// DPoP proof of that key over the capability token.
-		opts.ProofCheck = d.CheckProof
+		opts.ProofCheck = func(r *http.Request, raw, jkt string) error {
+			if len(r.Header.Values("DPoP")) == 0 {
+				// Capabilities travel with the Bearer scheme (RFC 6750), so
+				// the refusal is a Bearer challenge; the description says
+				// what is missing.
+				return &httpapi.OAuthError{Status: http.StatusUnauthorized, Code: "invalid_token",
+					Description: "the capability token is DPoP-bound: send a DPoP proof of its key", Challenge: "Bearer"}
+			}
+			return d.CheckProof(r, raw, jkt)
+		}
 	}
 	svc := capability.New(a.st, opts)
 	clients, err := oauthClients(a.cfg.Clients)
