@@ -45,6 +45,10 @@ type Options struct {
 	// Ready, when set, receives the bound public and admin addresses once
 	// both listeners accept connections.
 	Ready func(public, admin net.Addr)
+	// WithoutRequestLimitsAndAudit leaves rate limits, blocks and
+	// per-request audit records out of the proxy path. It exists to measure
+	// what they cost (make bench); a server should never run so.
+	WithoutRequestLimitsAndAudit bool
 }
 
 // App is a configured keygate.

@@ -71,7 +71,7 @@ func databaseDSN(t testing.TB, backendName, dir string) string {
 // startDev starts a dev-mode keygate (dev IdP, echo upstream, dev clients)
 // on random loopback ports over the named backend. modify, when set, may
 // change the config before start.
-func startDev(t testing.TB, backendName string, modify func(*config.Config)) *server {
+func startDev(t testing.TB, backendName string, modify func(*config.Config), opts ...func(*app.Options)) *server {
 	t.Helper()
 	dir := t.TempDir()
 	pubLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,10 +90,10 @@ func startDev(t testing.TB, backendName string, modify func(*config.Config)) *se
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return startWith(t, cfg, dir, pubLn, admLn, true)
+	return startWith(t, cfg, dir, pubLn, admLn, true, opts...)
 }
 
-func startWith(t testing.TB, cfg *config.Config, dir string, pubLn, admLn net.Listener, dev bool) *server {
+func startWith(t testing.TB, cfg *config.Config, dir string, pubLn, admLn net.Listener, dev bool, opts ...func(*app.Options)) *server {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := os.Stat(cfg.MasterKeyFile); os.IsNotExist(err) {
@@ -126,7 +126,11 @@ func startWith(t testing.TB, cfg *config.Config, dir string, pubLn, admLn net.Li
 		logOut = io.Discard
 	}
 	logger := slog.New(slog.NewJSONHandler(logOut, nil))
-	a, err := app.New(ctx, cfg, st, v, app.Options{Dev: dev, Logger: logger})
+	o := app.Options{Dev: dev, Logger: logger}
+	for _, f := range opts {
+		f(&o)
+	}
+	a, err := app.New(ctx, cfg, st, v, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,6 +73,9 @@ func (a *App) setupLimits(ctx context.Context, mux *http.ServeMux) error {
 		},
 		func(ctx context.Context) { _ = l.blocker.Run(ctx) },
 	)
+	if a.opts.WithoutRequestLimitsAndAudit {
+		return nil
+	}
 	a.checks = append(a.checks, l.check)
 	a.observers = append(a.observers, l.observe)
 	return nil
