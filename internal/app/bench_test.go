@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -182,6 +184,19 @@ func BenchmarkGateway(b *testing.B) {
 	}
 	for _, extra := range extraBenchCases {
 		cases = append(cases, extra(b, upstream.URL)...)
+	}
+
+	// KEYGATE_BENCH_CASES (a regexp) narrows the run, e.g. for profiling
+	// one case; the bare baseline always stays first.
+	if pat := os.Getenv("KEYGATE_BENCH_CASES"); pat != "" {
+		re := regexp.MustCompile(pat)
+		kept := cases[:1]
+		for _, c := range cases[1:] {
+			if re.MatchString(c.name) {
+				kept = append(kept, c)
+			}
+		}
+		cases = kept
 	}
 
 	// Warm every path (connections, caches), then measure each in turn.
