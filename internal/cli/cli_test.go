@@ -209,3 +209,52 @@ func TestKeyRotateAndTokenRevoke(t *testing.T) {
 		t.Error("token revoke with two selectors succeeded")
 	}
 }
+
+func TestVaultRotateMaster(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"KEYGATE_CONFIG": writeConfig(t, dir)}
+	if _, err := runCLI(t, env, "", "init"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, env, "sk-live-rotate-me", "secret", "put", "openai-key"); err != nil {
+		t.Fatal(err)
+	}
+	oldKey, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	out, err := runCLI(t, env, "", "vault", "rotate-master")
+	if err != nil || !strings.Contains(out, "version 2") {
+		t.Fatalf("rotate-master = %q, %v", out, err)
+	}
+	newKey, _ := os.ReadFile(filepath.Join(dir, "master.key"))
+	var versions []string
+	for _, line := range strings.Split(string(newKey), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			versions = append(versions, strings.SplitN(line, ":", 2)[0])
+		}
+	}
+	if bytes.Equal(oldKey, newKey) || len(versions) != 1 || versions[0] != "2" {
+		t.Errorf("master key file after rotation holds versions %v, want only 2", versions)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "master.key")); st.Mode().Perm() != 0o600 {
+		t.Errorf("master key mode %v, want 0600", st.Mode().Perm())
+	}
+	if out, err := runCLI(t, env, "", "check"); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("check after rotation = %q, %v (the secret must still be readable)", out, err)
+	}
+	// The old key no longer opens the vault.
+	oldFile := filepath.Join(dir, "old.key")
+	os.WriteFile(oldFile, oldKey, 0o600)
+	var oldValue string
+	for _, line := range strings.Split(string(oldKey), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			oldValue = line
+		}
+	}
+	oldEnv := map[string]string{"KEYGATE_CONFIG": env["KEYGATE_CONFIG"], "KEYGATE_MASTER_KEY": oldValue}
+	if _, err := runCLI(t, oldEnv, "", "secret", "list"); err == nil {
+		t.Error("the retired master key still opens the vault")
+	}
+	// With the key in an environment variable there is no file to rewrite.
+	if _, err := runCLI(t, oldEnv, "", "vault", "rotate-master"); err == nil || !strings.Contains(err.Error(), "master_key_file") {
+		t.Errorf("rotate-master with KEYGATE_MASTER_KEY err = %v", err)
+	}
+}
