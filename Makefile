@@ -22,7 +22,7 @@ test: test-deps vet
 
 ## check: test plus staticcheck.
 check: test
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 ## fuzz-short: every fuzz target for $(FUZZTIME) each.
 fuzz-short:

@@ -45,10 +45,8 @@ func newES256Key(t testing.TB) *dpopKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var x, y [32]byte
-	priv.X.FillBytes(x[:])
-	priv.Y.FillBytes(y[:])
-	jwk := map[string]string{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(x[:]), "y": b64.EncodeToString(y[:])}
+	x, y := ecPoint(t, &priv.PublicKey)
+	jwk := map[string]string{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(x), "y": b64.EncodeToString(y)}
 	// RFC 7638 §3.2: required members in lexicographic order, no whitespace.
 	tp := fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, jwk["x"], jwk["y"])
 	sum := sha256.Sum256([]byte(tp))
@@ -503,10 +501,8 @@ func jwkJSON(t *testing.T, kid string, pub crypto.PublicKey) map[string]string {
 	case ed25519.PublicKey:
 		return map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64.EncodeToString(p), "kid": kid}
 	case *ecdsa.PublicKey:
-		var x, y [32]byte
-		p.X.FillBytes(x[:])
-		p.Y.FillBytes(y[:])
-		return map[string]string{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(x[:]), "y": b64.EncodeToString(y[:]), "kid": kid}
+		x, y := ecPoint(t, p)
+		return map[string]string{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(x), "y": b64.EncodeToString(y), "kid": kid}
 	}
 	t.Fatalf("unsupported key %T", pub)
 	return nil
@@ -680,3 +676,14 @@ func testSignedRequests(t *testing.T, backendName string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// ecPoint returns the 32-byte x and y coordinates of a P-256 public key,
+// from its uncompressed SEC 1 encoding (0x04 || x || y).
+func ecPoint(t testing.TB, pub *ecdsa.PublicKey) (x, y []byte) {
+	t.Helper()
+	b, err := pub.Bytes()
+	if err != nil || len(b) != 65 {
+		t.Fatalf("encode P-256 key: %v", err)
+	}
+	return b[1:33], b[33:]
+}

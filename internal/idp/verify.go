@@ -212,7 +212,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if !slices.Contains(p.algs, jose.SignatureAlgorithm(h.alg)) {
 		return nil, invalid("alg not allowed for this issuer")
 	}
-	jws, err := jose.ParseSigned(raw, p.algs)
+	jws, err := jose.ParseSignedCompact(raw, p.algs)
 	if err != nil {
 		return nil, invalid("malformed JWS")
 	}
