@@ -107,6 +107,27 @@ func Handle(logger *slog.Logger, h HandlerFunc) http.Handler {
 	})
 }
 
+// HandleOAuth is Handle for OAuth endpoints (token, revocation,
+// introspection): an error that is neither an *OAuthError nor a *Problem
+// is answered in the endpoint's own format, RFC 6749 JSON with error
+// "server_error" (the code RFC 6749 §4.1.2.1 defines), status 500, and
+// the cause logged beside the request id as usual.
+func HandleOAuth(logger *slog.Logger, h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var oe *OAuthError
+		var pe *Problem
+		if !errors.As(err, &oe) && !errors.As(err, &pe) && !errors.Is(err, context.Canceled) {
+			err = &OAuthError{Status: http.StatusInternalServerError, Code: "server_error",
+				Description: "internal error; reference " + RequestID(r.Context()), Cause: err}
+		}
+		WriteError(w, r, logger, err)
+	})
+}
+
 // WriteError writes err as the client should see it and logs what the
 // client must not see.
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {

@@ -127,3 +127,23 @@ func TestChallengeQuoting(t *testing.T) {
 		t.Errorf("Challenge = %q, want %q", got, want)
 	}
 }
+
+func TestHandleOAuthInternalError(t *testing.T) {
+	var logBuf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
+	h := Middleware(logger)(HandleOAuth(logger, func(w http.ResponseWriter, r *http.Request) error {
+		return errors.New("sql: INSERT INTO refresh_tokens failed")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/oauth2/token", nil))
+	body := rec.Body.String()
+	if rec.Code != 500 || !strings.Contains(body, `"error":"server_error"`) || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("answer = %d %s %s", rec.Code, rec.Header().Get("Content-Type"), body)
+	}
+	if strings.Contains(body, "INSERT") || !strings.Contains(logBuf.String(), "INSERT INTO refresh_tokens") {
+		t.Errorf("the cause must be logged, never sent: body %s", body)
+	}
+	if id := rec.Header().Get("X-Request-Id"); id == "" || !strings.Contains(body, id) {
+		t.Errorf("the description should carry the request id %q: %s", id, body)
+	}
+}

@@ -351,9 +351,9 @@ func newClient(c Client, deps Deps) (*client, error) {
 // Register adds the endpoints to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	l := s.deps.Logger
-	mux.Handle("POST /oauth2/token", httpapi.Handle(l, s.handleToken))
-	mux.Handle("POST /oauth2/revoke", httpapi.Handle(l, s.handleRevoke))
-	mux.Handle("POST /oauth2/introspect", httpapi.Handle(l, s.handleIntrospect))
+	mux.Handle("POST /oauth2/token", httpapi.HandleOAuth(l, s.handleToken))
+	mux.Handle("POST /oauth2/revoke", httpapi.HandleOAuth(l, s.handleRevoke))
+	mux.Handle("POST /oauth2/introspect", httpapi.HandleOAuth(l, s.handleIntrospect))
 	mux.Handle("GET /.well-known/oauth-authorization-server", httpapi.Handle(l, s.handleMetadata))
 }
 
