@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,7 +103,18 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, v *vault.Vault
 	if err := a.mount(ctx, pub); err != nil {
 		return nil, err
 	}
-	a.public = httpapi.Middleware(a.log)(a.proxy.Wrap(pub))
+	// Browser apps call the token endpoints cross-origin: oauth_cors
+	// governs /oauth2/* and /.well-known/* (the proxy has its own per
+	// upstream policy).
+	oauthCORS := proxy.CORS(cfg.OAuthCORS.Origins)(pub)
+	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/oauth2/") || strings.HasPrefix(r.URL.Path, "/.well-known/") {
+			oauthCORS.ServeHTTP(w, r)
+			return
+		}
+		pub.ServeHTTP(w, r)
+	})
+	a.public = httpapi.Middleware(a.log)(a.proxy.Wrap(site))
 
 	adm := http.NewServeMux()
 	adm.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
