@@ -210,3 +210,42 @@ func TestAdminAPI(t *testing.T) {
 func basic(id, secret string) string {
 	return base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
 }
+
+// An operator revokes any capability token through the admin API, whatever
+// client minted it; the proxy refuses it at once.
+func TestAdminRevokeCapability(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			s := startDev(t, backend, nil)
+			adm := s.adminToken(t)
+			c := s.mustMint(t, url.Values{"subject": {"dev|erin"}, "scope": {"echo"}, "max_uses": {"5"}})
+			if res, body := s.get(t, "/echo/x", "Bearer "+c.CapabilityToken); res.StatusCode != 200 {
+				t.Fatalf("capability before revoke: %d %s", res.StatusCode, body)
+			}
+
+			var rr struct {
+				Revoked   string `json:"revoked"`
+				TokenKind string `json:"token_kind"`
+			}
+			s.adminJSON(t, "POST", "/admin/v1/revoke", adm, `{"token":"`+c.CapabilityToken+`"}`, 200, &rr)
+			if rr.Revoked != "token" || rr.TokenKind != "capability" {
+				t.Errorf("revoke capability = %+v", rr)
+			}
+			res, _ := s.get(t, "/echo/x", "Bearer "+c.CapabilityToken)
+			if res.StatusCode != 401 || !isInvalidToken(res.Header.Get("WWW-Authenticate")) {
+				t.Errorf("capability after admin revoke: %d %q, want 401 invalid_token", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+			}
+			// Again: still a known token, nothing changes.
+			s.adminJSON(t, "POST", "/admin/v1/revoke", adm, `{"token":"`+c.CapabilityToken+`"}`, 200, nil)
+			// Unknown and malformed capability tokens are not live tokens.
+			s.adminJSON(t, "POST", "/admin/v1/revoke", adm, `{"token":"kgc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, 404, nil)
+			s.adminJSON(t, "POST", "/admin/v1/revoke", adm, `{"token":"kgc_short"}`, 404, nil)
+
+			raw := s.adminJSON(t, "GET", "/admin/v1/audit?limit=1000", adm, "", 200, nil)
+			if strings.Contains(string(raw), "kgc_") {
+				t.Errorf("audit log contains a capability token: %s", raw)
+			}
+		})
+	}
+}

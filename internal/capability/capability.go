@@ -77,7 +77,8 @@ type Options struct {
 
 // Service mints, authenticates, counts and revokes capability tokens. It
 // implements proxy.Authenticator, oauth.CapabilityMinter and
-// oauth.CapabilityRevoker.
+// oauth.CapabilityRevoker, and offers the admin API an operator-level
+// revocation (RevokeCapabilityByOperator).
 type Service struct {
 	st    store.Store
 	now   func() time.Time
@@ -259,6 +260,33 @@ func (s *Service) RevokeCapability(ctx context.Context, clientID, raw string) er
 		s.log.InfoContext(ctx, "capability revoked", "capability", c.ID, "client_id", clientID)
 	}
 	return nil
+}
+
+// RevokeCapabilityByOperator revokes raw whatever client minted it, for
+// the admin API (an operator, unlike a client at /oauth2/revoke, may
+// revoke any capability token). found is false when raw is not a
+// capability token keygate knows; a token that is already revoked, spent
+// or expired is found, and revoking it again changes nothing.
+func (s *Service) RevokeCapabilityByOperator(ctx context.Context, raw string) (found bool, err error) {
+	if !wellFormed(raw) {
+		return false, nil
+	}
+	c, err := s.st.CapabilityByHash(ctx, hash(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("revoke capability: %w", err)
+	}
+	ok, err := s.st.RevokeCapability(ctx, c.ID, s.now())
+	if err != nil {
+		return false, fmt.Errorf("revoke capability: %w", err)
+	}
+	if ok {
+		s.log.InfoContext(ctx, "capability revoked by operator", "capability", c.ID, "client_id", c.ClientID,
+			"subject", c.Subject)
+	}
+	return true, nil
 }
 
 // Prune deletes capabilities that expired more than an hour before now,
