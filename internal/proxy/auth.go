@@ -41,6 +41,12 @@ type Caller struct {
 	TokenID  string // jti of an access token, the id of a capability token
 	Claims   *token.AccessClaims
 	Kind     string // KindAccess or KindCapability
+	// Scheme is the Authorization scheme the caller authenticated with:
+	// "DPoP", or "" for Bearer. ChallengeParams are the extra auth-params of
+	// that scheme's challenge (DPoP's algs). A refusal after authentication
+	// challenges with the scheme of the request (RFC 9449 §7.1).
+	Scheme          string
+	ChallengeParams string
 }
 
 // HasScope reports whether scope is one of the caller's space-separated scopes.
@@ -197,8 +203,18 @@ func invalidToken(desc string, cause error) error {
 		Challenge: "Bearer", Cause: cause}
 }
 
-func insufficientScope(scope string) error {
+// insufficientScope refuses caller c a route that needs scope (RFC 6750 §3.1), challenging with
+// the scheme c authenticated with: RFC 9449 §7.1 has a DPoP request answered with a DPoP challenge,
+// e.g. `DPoP algs="ES256 EdDSA", error="insufficient_scope"`.
+func insufficientScope(c *Caller, scope string) error {
+	scheme, params := "Bearer", `scope="`+scope+`"`
+	if c.Scheme != "" {
+		scheme = c.Scheme
+		if c.ChallengeParams != "" {
+			params = c.ChallengeParams + ", " + params
+		}
+	}
 	return &httpapi.OAuthError{Status: http.StatusForbidden, Code: "insufficient_scope",
-		Description: "the access token lacks the scope this route needs", Challenge: "Bearer",
-		ChallengeParams: `scope="` + scope + `"`}
+		Description: "the access token lacks the scope this route needs", Challenge: scheme,
+		ChallengeParams: params}
 }

@@ -9,7 +9,8 @@
 // logs, browser histories and Referer headers. Failures are answered as RFC 6750 §3 says: no
 // credentials is a 401 with a bare "Bearer realm" challenge (§3.1: no error code), a bad token 401
 // invalid_token, a malformed header 400 invalid_request, a missing scope 403 insufficient_scope
-// with the scope needed. Tokens longer than 8 KiB are refused unparsed. The Authenticator interface
+// with the scope needed, challenged with the scheme the request used (a DPoP caller gets a DPoP
+// challenge with algs, RFC 9449 §7.1). Tokens longer than 8 KiB are refused unparsed. The Authenticator interface
 // lets capability tokens and DPoP (RFC 9449) plug in beside the default BearerAuth.
 //
 // # Routing and path hygiene

@@ -87,7 +87,7 @@ func (a *DPoPAuth) Authenticate(r *http.Request) (*Caller, error) {
 		return nil, err
 	}
 	return &Caller{Subject: claims.Subject, ClientID: claims.ClientID, Scope: claims.Scope, TokenID: claims.JTI,
-		Claims: claims, Kind: KindAccess}, nil
+		Claims: claims, Kind: KindAccess, Scheme: "DPoP", ChallengeParams: a.algs}, nil
 }
 
 // CheckProof verifies the request's DPoP proof for token raw (its ath) and

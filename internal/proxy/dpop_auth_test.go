@@ -153,6 +153,36 @@ func TestDPoPAuth(t *testing.T) {
 	})
 }
 
+// A DPoP caller without the route's scope is refused with a DPoP challenge, not a Bearer one
+// (RFC 9449 §7.1: the challenge uses the scheme of the request); a bearer caller still gets Bearer.
+func TestInsufficientScopeChallengesWithRequestScheme(t *testing.T) {
+	up := newUpstream(t, nil)
+	route := config.Route{Methods: []string{"GET"}, Path: "/**", Scope: "chat"}
+	proofs := &fakeProofs{verify: proofTable}
+	dp := newHarness(t, []config.Upstream{upstreamConfig("echo", up.URL, headerAuth, route)}, func(c *Config, d *Deps) {
+		d.Auth = NewDPoPAuth(d.Tokens, proofs, c.Issuer+"/", d.Now)
+	})
+	res := dp.do(t, "GET", "/echo/x", dpopHeader("dpop.bound.x", "good-proof"), nil)
+	readBody(t, res)
+	ch := res.Header.Get("WWW-Authenticate")
+	if res.StatusCode != 403 || !strings.HasPrefix(ch, "DPoP ") || !strings.Contains(ch, `algs="ES256 EdDSA"`) ||
+		!strings.Contains(ch, `error="insufficient_scope"`) || !strings.Contains(ch, `scope="chat"`) {
+		t.Errorf("DPoP caller: %d %q, want 403 with a DPoP insufficient_scope challenge naming scope chat", res.StatusCode, ch)
+	}
+
+	br := newHarness(t, []config.Upstream{upstreamConfig("echo", up.URL, headerAuth, route)})
+	res = br.do(t, "GET", "/echo/x", bearer("other.scope.x"), nil)
+	readBody(t, res)
+	ch = res.Header.Get("WWW-Authenticate")
+	if res.StatusCode != 403 || !strings.HasPrefix(ch, "Bearer ") || strings.Contains(ch, "algs=") ||
+		!strings.Contains(ch, `error="insufficient_scope"`) || !strings.Contains(ch, `scope="chat"`) {
+		t.Errorf("bearer caller: %d %q, want 403 with a Bearer insufficient_scope challenge", res.StatusCode, ch)
+	}
+	if n := up.count.Load(); n != 0 {
+		t.Errorf("upstream received %d requests, want none", n)
+	}
+}
+
 // A DPoP-bound token sent as a bearer token is refused with a DPoP challenge (RFC 9449 §7.1).
 func TestBearerRefusesBoundTokenWithDPoPChallenge(t *testing.T) {
 	up := newUpstream(t, nil)

@@ -364,7 +364,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request, f *forward) err
 	}
 	f.caller = caller
 	if !caller.HasScope(rt.scope) {
-		return insufficientScope(rt.scope)
+		return insufficientScope(caller, rt.scope)
 	}
 	if r.ContentLength > u.maxBody {
 		return bodyTooLarge(u.maxBody)
