@@ -249,3 +249,51 @@ func TestAdminRevokeCapability(t *testing.T) {
 		})
 	}
 }
+
+// Minting a capability token and its revocation at /oauth2/revoke are
+// audited, and no record holds the token.
+func TestCapabilityAudit(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			s := startDev(t, backend, nil)
+			adm := s.adminToken(t)
+			c := s.mustMint(t, url.Values{"subject": {"dev|frank"}, "scope": {"echo"}, "max_uses": {"3"}, "upstream": {"echo"}})
+			if res := s.postForm(t, "/oauth2/revoke", url.Values{"token": {c.CapabilityToken}}, s.backendAuth(), nil); res.StatusCode != 200 {
+				t.Fatalf("revoke: %d", res.StatusCode)
+			}
+			if res, _ := s.get(t, "/echo/x", "Bearer "+c.CapabilityToken); res.StatusCode != 401 {
+				t.Fatalf("capability after revoke: %d, want 401", res.StatusCode)
+			}
+			// Revoking it again changes nothing and records nothing.
+			s.postForm(t, "/oauth2/revoke", url.Values{"token": {c.CapabilityToken}}, s.backendAuth(), nil)
+
+			recs := s.waitAudit(t, adm, func(recs []store.AuditRecord) bool {
+				return countKind(recs, "capability.mint") >= 1 && countKind(recs, "token.revoke") >= 1
+			})
+			var mint, revoke int
+			for _, r := range recs {
+				switch r.Kind {
+				case "capability.mint":
+					mint++
+					if r.Subject != "dev|frank" || r.ClientID != "dev-backend" || r.RequestID == "" ||
+						!strings.Contains(r.Detail, "max_uses=3") || !strings.Contains(r.Detail, `upstream="echo"`) {
+						t.Errorf("mint record = %+v", r)
+					}
+				case "token.revoke":
+					revoke++
+					if r.Subject != "dev|frank" || r.ClientID != "dev-backend" || !strings.Contains(r.Detail, "capability") {
+						t.Errorf("revoke record = %+v", r)
+					}
+				}
+			}
+			if mint != 1 || revoke != 1 {
+				t.Errorf("%d mint and %d revoke records, want 1 each", mint, revoke)
+			}
+			raw := s.adminJSON(t, "GET", "/admin/v1/audit?limit=1000", adm, "", 200, nil)
+			if strings.Contains(string(raw), "kgc_") || strings.Contains(string(raw), c.CapabilityToken[4:]) {
+				t.Errorf("audit log contains the capability token: %s", raw)
+			}
+		})
+	}
+}

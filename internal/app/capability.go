@@ -57,6 +57,7 @@ func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error {
 		Minter:  svc,
 		Now:     a.now,
 		Logger:  a.log,
+		Audit:   a.oauthAuditor(),
 	})
 	if err != nil {
 		return fmt.Errorf("capabilities: %w", err)

@@ -50,6 +50,8 @@ const (
 	KindTokenRevoke  = store.AuditTokenRevoke
 	KindBlock        = store.AuditBlock
 	KindUnblock      = store.AuditUnblock
+
+	KindCapabilityMint = store.AuditCapabilityMint
 )
 
 // Append writes r synchronously through tx, normally the transaction that

@@ -110,6 +110,12 @@ func New(st store.Store, opts Options) *Service {
 // MintCapability creates a capability token for a request the token
 // service has validated and returns the token, which is never stored.
 func (s *Service) MintCapability(ctx context.Context, req oauth.CapabilityRequest) (string, error) {
+	return s.MintCapabilityTx(ctx, s.st, req)
+}
+
+// MintCapabilityTx is MintCapability through tx (oauth.CapabilityMinter),
+// so the caller can record the minting in the same transaction.
+func (s *Service) MintCapabilityTx(ctx context.Context, tx store.Tx, req oauth.CapabilityRequest) (string, error) {
 	switch {
 	case req.ClientID == "" || req.Subject == "" || req.Scope == "":
 		return "", errors.New("mint capability: empty client, subject or scope")
@@ -136,7 +142,7 @@ func (s *Service) MintCapability(ctx context.Context, req oauth.CapabilityReques
 		CreatedAt: now,
 		ExpiresAt: now.Add(req.ExpiresIn),
 	}
-	if err := s.st.CreateCapability(ctx, c); err != nil {
+	if err := tx.CreateCapability(ctx, c); err != nil {
 		return "", fmt.Errorf("mint capability: %w", err)
 	}
 	s.log.InfoContext(ctx, "capability minted", "capability", c.ID, "client_id", c.ClientID,
@@ -235,31 +241,38 @@ func (s *Service) Consume(r *http.Request, c *proxy.Caller, route *proxy.RouteMa
 	return nil
 }
 
-// RevokeCapability implements oauth.CapabilityRevoker: it revokes raw when
-// clientID minted it, and otherwise does nothing (RFC 7009 §2.2: the
-// answer is the same whether or not anything was revoked).
+// RevokeCapability revokes raw when clientID minted it, and otherwise
+// does nothing (RFC 7009 §2.2: the answer is the same whether or not
+// anything was revoked).
 func (s *Service) RevokeCapability(ctx context.Context, clientID, raw string) error {
+	_, _, err := s.RevokeCapabilityTx(ctx, s.st, clientID, raw)
+	return err
+}
+
+// RevokeCapabilityTx is RevokeCapability through tx
+// (oauth.CapabilityRevoker), reporting the capability and whether this
+// call revoked it, so the caller can record the revocation in the same
+// transaction.
+func (s *Service) RevokeCapabilityTx(ctx context.Context, tx store.Tx, clientID, raw string) (store.Capability, bool, error) {
 	if !wellFormed(raw) {
-		return nil
+		return store.Capability{}, false, nil
 	}
-	c, err := s.st.CapabilityByHash(ctx, hash(raw))
+	c, err := tx.CapabilityByHash(ctx, hash(raw))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return store.Capability{}, false, nil
 	}
 	if err != nil {
-		return err
+		return store.Capability{}, false, err
 	}
 	if c.ClientID != clientID {
-		return nil
+		return store.Capability{}, false, nil
 	}
-	ok, err := s.st.RevokeCapability(ctx, c.ID, s.now())
-	if err != nil {
-		return err
+	ok, err := tx.RevokeCapability(ctx, c.ID, s.now())
+	if err != nil || !ok {
+		return store.Capability{}, false, err
 	}
-	if ok {
-		s.log.InfoContext(ctx, "capability revoked", "capability", c.ID, "client_id", clientID)
-	}
-	return nil
+	s.log.InfoContext(ctx, "capability revoked", "capability", c.ID, "client_id", clientID)
+	return c, true, nil
 }
 
 // RevokeCapabilityByOperator revokes raw whatever client minted it, for

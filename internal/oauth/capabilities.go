@@ -51,10 +51,11 @@ type CapabilityRequest struct {
 	DPoPJKT   string // "" when unbound
 }
 
-// CapabilityMinter stores a capability token and returns its value
-// (capability.Service).
+// CapabilityMinter stores a capability token through tx and returns its
+// value (capability.Service). The endpoint appends the audit record of the
+// minting in the same transaction.
 type CapabilityMinter interface {
-	MintCapability(ctx context.Context, req CapabilityRequest) (string, error)
+	MintCapabilityTx(ctx context.Context, tx store.Tx, req CapabilityRequest) (string, error)
 }
 
 // CapabilityConfig configures the capability endpoint.
@@ -68,14 +69,18 @@ type CapabilityConfig struct {
 	MaxExpiresIn time.Duration
 }
 
-// CapabilityDeps are the capability endpoint's collaborators; all but Now
-// and Logger are required.
+// CapabilityDeps are the capability endpoint's collaborators; all but Now,
+// Logger and Audit are required.
 type CapabilityDeps struct {
-	Store   store.Store // the client assertion jti replay cache
+	Store   store.Store // the client assertion jti replay cache, and the minting transaction
 	Secrets SecretSource
 	Minter  CapabilityMinter
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// Audit, when set, records each minting (store.AuditCapabilityMint) in
+	// the transaction that stores the capability, as Deps.Audit does for
+	// the token endpoint.
+	Audit Auditor
 }
 
 // CapabilityEndpoint serves POST /oauth2/capabilities.
@@ -109,8 +114,9 @@ func NewCapabilityEndpoint(cfg CapabilityConfig, deps CapabilityDeps) (*Capabili
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:     Config{Issuer: cfg.Issuer},
-		deps:    Deps{Store: deps.Store, Secrets: deps.Secrets, Now: deps.Now, Rand: rand.Reader, Logger: deps.Logger},
+		cfg: Config{Issuer: cfg.Issuer},
+		deps: Deps{Store: deps.Store, Secrets: deps.Secrets, Now: deps.Now, Rand: rand.Reader, Logger: deps.Logger,
+			Audit: deps.Audit},
 		clients: make(map[string]*client, len(cfg.Clients)),
 	}
 	s.baseURL = strings.TrimSuffix(cfg.Issuer, "/")
@@ -166,13 +172,36 @@ func (e *CapabilityEndpoint) handle(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	raw, err := e.minter.MintCapability(r.Context(), req)
+	raw, err := e.mint(r.Context(), req)
 	if err != nil {
 		return err
 	}
 	writeNoStore(w, http.StatusCreated, capabilityResponse{CapabilityToken: raw, TokenType: "Bearer",
 		ExpiresIn: int64(req.ExpiresIn / time.Second), MaxUses: req.MaxUses, Scope: req.Scope})
 	return nil
+}
+
+// mint stores the capability and its audit record in one transaction. The
+// record says who minted what for whom, never the token.
+func (e *CapabilityEndpoint) mint(ctx context.Context, req CapabilityRequest) (string, error) {
+	s := e.auth
+	rec := store.AuditRecord{Time: s.now(), RequestID: httpapi.RequestID(ctx), Kind: store.AuditCapabilityMint,
+		Subject: req.Subject, ClientID: req.ClientID, Upstream: req.Upstream,
+		Detail: fmt.Sprintf("capability scope=%q max_uses=%d upstream=%q expires_in=%ds dpop_bound=%t",
+			req.Scope, req.MaxUses, req.Upstream, int64(req.ExpiresIn/time.Second), req.DPoPJKT != "")}
+	var raw string
+	err := s.deps.Store.WithTx(ctx, func(tx store.Tx) error {
+		var err error
+		if raw, err = e.minter.MintCapabilityTx(ctx, tx, req); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("mint capability: %w", err)
+	}
+	s.event("mint")
+	return raw, nil
 }
 
 // request validates the form of a mint request by client c.

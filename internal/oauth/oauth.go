@@ -178,10 +178,12 @@ type SecretFunc func(ctx context.Context, name string) ([]byte, error)
 func (f SecretFunc) Secret(ctx context.Context, name string) ([]byte, error) { return f(ctx, name) }
 
 // CapabilityRevoker revokes a capability token (kgc_) on behalf of the
-// authenticated client. It returns nil for unknown tokens and tokens of
-// other clients (RFC 7009 §2.2).
+// authenticated client, through tx so that the revocation and its audit
+// record commit together. It returns the capability and true when it
+// revoked it now; false and no error for unknown tokens, tokens of other
+// clients (RFC 7009 §2.2) and tokens already revoked.
 type CapabilityRevoker interface {
-	RevokeCapability(ctx context.Context, clientID, raw string) error
+	RevokeCapabilityTx(ctx context.Context, tx store.Tx, clientID, raw string) (store.Capability, bool, error)
 }
 
 // DPoPVerifier checks the DPoP proof of a token request (RFC 9449 §5) and
@@ -218,7 +220,7 @@ type Deps struct {
 // holds a token or secret.
 type Auditor interface {
 	Append(ctx context.Context, tx store.Tx, rec store.AuditRecord) error
-	Event(event string) // "issue", "refresh", "reuse", "revoke"
+	Event(event string) // "issue", "refresh", "reuse", "revoke", "mint" (a capability token)
 }
 
 // Server serves the OAuth endpoints.

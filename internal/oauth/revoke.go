@@ -45,13 +45,7 @@ func (s *Server) revoke(ctx context.Context, c *client, raw string) error {
 	case strings.HasPrefix(raw, RefreshTokenPrefix):
 		return s.revokeRefresh(ctx, c, raw)
 	case strings.HasPrefix(raw, CapabilityTokenPrefix):
-		if s.deps.Capabilities == nil {
-			return nil
-		}
-		if err := s.deps.Capabilities.RevokeCapability(ctx, c.ID, raw); err != nil {
-			return fmt.Errorf("revoke capability token: %w", err)
-		}
-		return nil
+		return s.revokeCapability(ctx, c, raw)
 	default:
 		return s.revokeAccess(ctx, c, raw)
 	}
@@ -109,6 +103,32 @@ func (s *Server) revokeRefresh(ctx context.Context, c *client, raw string) error
 	if rev != nil {
 		s.event("revoke")
 		s.applyRevocation(*rev)
+	}
+	return nil
+}
+
+// revokeCapability revokes a capability token the client minted, and
+// records it in the same transaction.
+func (s *Server) revokeCapability(ctx context.Context, c *client, raw string) error {
+	if s.deps.Capabilities == nil {
+		return nil
+	}
+	now := s.now()
+	var revoked bool
+	err := s.deps.Store.WithTx(ctx, func(tx store.Tx) error {
+		capability, ok, err := s.deps.Capabilities.RevokeCapabilityTx(ctx, tx, c.ID, raw)
+		revoked = ok
+		if err != nil || !ok {
+			return err
+		}
+		return s.audit(ctx, tx, store.AuditRecord{Time: now, RequestID: httpapi.RequestID(ctx), Kind: store.AuditTokenRevoke,
+			Subject: capability.Subject, ClientID: capability.ClientID, Detail: "capability token revoked by client"})
+	})
+	if err != nil {
+		return fmt.Errorf("revoke capability token: %w", err)
+	}
+	if revoked {
+		s.event("revoke")
 	}
 	return nil
 }

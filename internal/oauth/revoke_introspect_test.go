@@ -15,8 +15,8 @@ type fakeCapabilities struct {
 	revoke func(ctx context.Context, clientID, raw string) error
 }
 
-func (f fakeCapabilities) RevokeCapability(ctx context.Context, clientID, raw string) error {
-	return f.revoke(ctx, clientID, raw)
+func (f fakeCapabilities) RevokeCapabilityTx(ctx context.Context, _ store.Tx, clientID, raw string) (store.Capability, bool, error) {
+	return store.Capability{}, false, f.revoke(ctx, clientID, raw)
 }
 
 func TestRevokeRefreshTokenKillsFamily(t *testing.T) {

@@ -105,6 +105,9 @@ const (
 	AuditTokenRevoke  = "token.revoke"
 	AuditBlock        = "block"
 	AuditUnblock      = "unblock"
+	// AuditCapabilityMint records a capability token minted at
+	// /oauth2/capabilities; its revocation is AuditTokenRevoke.
+	AuditCapabilityMint = "capability.mint"
 )
 
 // AuditRecord is one line of the audit log. Detail is short free text and
