@@ -118,24 +118,13 @@ func (b Backend) families(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b Backend) revoke(w http.ResponseWriter, r *http.Request) error {
-	var body map[string]string
-	if err := decodeJSON(w, r, &body); err != nil {
+	body, err := readJSON(w, r)
+	if err != nil {
 		return err
 	}
-	if len(body) != 1 {
-		return httpapi.BadRequest(`the body must hold exactly one of "subject", "family", "client", "token"`)
-	}
-	var kind, value string
-	for k, v := range body {
-		kind, value = k, v
-	}
-	switch kind {
-	case RevokeSubject, RevokeFamily, RevokeClient, RevokeToken:
-	default:
-		return httpapi.BadRequest(`unknown key; give exactly one of "subject", "family", "client", "token"`)
-	}
-	if value == "" || len(value) > 8<<10 {
-		return httpapi.BadRequest(kind + " must be a non-empty string of at most 8 KiB")
+	kind, value, err := parseRevokeBody(body)
+	if err != nil {
+		return err
 	}
 	res, err := b.Revoke(r.Context(), kind, value)
 	switch {
@@ -251,30 +240,73 @@ func (b Backend) secrets(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// decodeJSON reads one JSON value of at most maxBodyBytes into v, refusing
-// unknown fields, trailing data and a wrong content type.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// readJSON reads a body of at most maxBodyBytes, refusing a content type
+// other than JSON.
+func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !mediaTypeIs(ct, "application/json") {
-		return &httpapi.Problem{Status: http.StatusUnsupportedMediaType, Type: httpapi.ProblemTypeBase + "unsupported-media-type",
+		return nil, &httpapi.Problem{Status: http.StatusUnsupportedMediaType, Type: httpapi.ProblemTypeBase + "unsupported-media-type",
 			Title: "Unsupported Media Type", Detail: "the body must be application/json"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return &httpapi.Problem{Status: http.StatusRequestEntityTooLarge, Type: httpapi.ProblemTypeBase + "body-too-large",
+			return nil, &httpapi.Problem{Status: http.StatusRequestEntityTooLarge, Type: httpapi.ProblemTypeBase + "body-too-large",
 				Title: "Content Too Large", Detail: fmt.Sprintf("the body exceeds %d bytes", maxBodyBytes)}
 		}
-		return httpapi.BadRequest("the body could not be read")
+		return nil, httpapi.BadRequest("the body could not be read")
 	}
+	return body, nil
+}
+
+// maxRevokeValue bounds the value of a revoke selector, like the longest
+// token keygate accepts anywhere (DESIGN.md "Tokens").
+const maxRevokeValue = 8 << 10
+
+// parseRevokeBody parses the body of POST /admin/v1/revoke: one JSON
+// object with exactly one member, named subject, family, client or token,
+// whose value is a non-empty string of at most 8 KiB. It reads the object
+// member by member rather than into a map, so that a repeated name
+// ({"subject":"a","subject":"b"}), which a map would silently resolve to
+// the last value, is refused as ambiguous. Trailing data after the object
+// is refused. Every error is a 400 *httpapi.Problem.
+func parseRevokeBody(body []byte) (kind, value string, err error) {
+	const one = `the body must hold exactly one of "subject", "family", "client", "token"`
+	badJSON := httpapi.BadRequest("the body is not valid JSON of the expected shape")
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return httpapi.BadRequest("the body is not valid JSON of the expected shape")
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", "", badJSON
 	}
-	if dec.More() {
-		return httpapi.BadRequest("the body holds more than one JSON value")
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", "", badJSON
+		}
+		k, _ := tok.(string) // inside an object the decoder returns names as strings
+		var v *string
+		if err := dec.Decode(&v); err != nil || v == nil {
+			return "", "", badJSON
+		}
+		if n++; n > 1 {
+			return "", "", httpapi.BadRequest(one)
+		}
+		kind, value = k, *v
 	}
-	return nil
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return "", "", badJSON
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", "", httpapi.BadRequest("the body holds more than one JSON value")
+	}
+	switch {
+	case n == 0:
+		return "", "", httpapi.BadRequest(one)
+	case kind != RevokeSubject && kind != RevokeFamily && kind != RevokeClient && kind != RevokeToken:
+		return "", "", httpapi.BadRequest(`unknown key; give exactly one of "subject", "family", "client", "token"`)
+	case value == "" || len(value) > maxRevokeValue:
+		return "", "", httpapi.BadRequest(kind + " must be a non-empty string of at most 8 KiB")
+	}
+	return kind, value, nil
 }
 
 func mediaTypeIs(ct, want string) bool {
