@@ -161,22 +161,12 @@ func (s *Service) Authenticate(r *http.Request) (*proxy.Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !wellFormed(raw) {
-		return nil, invalidToken("the capability token is invalid", nil)
-	}
-	c, err := s.st.CapabilityByHash(r.Context(), hash(raw))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidToken("the capability token is invalid", nil)
-	}
+	c, err := s.lookup(r.Context(), raw)
 	if err != nil {
-		return nil, fmt.Errorf("capability lookup: %w", err)
-	}
-	if err := usable(c, s.now()); err != nil {
 		return nil, err
 	}
-	if c.Upstream != "" && c.Upstream != upstreamOf(r.URL.Path) {
-		return nil, &httpapi.OAuthError{Status: http.StatusForbidden, Code: "insufficient_scope",
-			Description: "the capability token is restricted to another upstream", Challenge: "Bearer"}
+	if err := checkUpstream(c, r); err != nil {
+		return nil, err
 	}
 	if c.DPoPJKT != "" {
 		if s.proof == nil {
@@ -200,27 +190,46 @@ func (s *Service) Authenticate(r *http.Request) (*proxy.Caller, error) {
 // §7): the capability must be bound to exactly that key. It is the hook
 // for a DPoP authenticator that routes kgc_ tokens here.
 func (s *Service) AuthenticateBound(r *http.Request, raw, jkt string) (*proxy.Caller, error) {
-	if !wellFormed(raw) {
-		return nil, invalidToken("the capability token is invalid", nil)
-	}
-	c, err := s.st.CapabilityByHash(r.Context(), hash(raw))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidToken("the capability token is invalid", nil)
-	}
+	c, err := s.lookup(r.Context(), raw)
 	if err != nil {
-		return nil, fmt.Errorf("capability lookup: %w", err)
-	}
-	if err := usable(c, s.now()); err != nil {
 		return nil, err
 	}
 	if c.DPoPJKT == "" || jkt == "" || c.DPoPJKT != jkt {
 		return nil, invalidToken("the capability token is not bound to the proof's key", nil)
 	}
-	if c.Upstream != "" && c.Upstream != upstreamOf(r.URL.Path) {
-		return nil, &httpapi.OAuthError{Status: http.StatusForbidden, Code: "insufficient_scope",
-			Description: "the capability token is restricted to another upstream", Challenge: "Bearer"}
+	if err := checkUpstream(c, r); err != nil {
+		return nil, err
 	}
 	return callerOf(c), nil
+}
+
+// lookup finds the capability raw, refusing with 401 invalid_token one
+// that is malformed (without a query), unknown, revoked, expired or spent.
+func (s *Service) lookup(ctx context.Context, raw string) (store.Capability, error) {
+	if !wellFormed(raw) {
+		return store.Capability{}, invalidToken("the capability token is invalid", nil)
+	}
+	c, err := s.st.CapabilityByHash(ctx, hash(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Capability{}, invalidToken("the capability token is invalid", nil)
+	}
+	if err != nil {
+		return store.Capability{}, fmt.Errorf("capability lookup: %w", err)
+	}
+	if err := usable(c, s.now()); err != nil {
+		return store.Capability{}, err
+	}
+	return c, nil
+}
+
+// checkUpstream refuses, with 403 insufficient_scope, a capability
+// restricted to another upstream than the one the request path names.
+func checkUpstream(c store.Capability, r *http.Request) error {
+	if c.Upstream != "" && c.Upstream != upstreamOf(r.URL.Path) {
+		return &httpapi.OAuthError{Status: http.StatusForbidden, Code: "insufficient_scope",
+			Description: "the capability token is restricted to another upstream", Challenge: "Bearer"}
+	}
+	return nil
 }
 
 // Consume is the pre-forward check that spends one use of a capability
