@@ -35,7 +35,8 @@ const (
 )
 
 var dialect = &sqlstore.Dialect{
-	Name: "sqlite",
+	Name:         "sqlite",
+	SingleWriter: true,
 	IsUnique: func(err error) bool {
 		var e *sqlite.Error
 		return errors.As(err, &e) && (e.Code() == codeConstraintUnique || e.Code() == codeConstraintPK)

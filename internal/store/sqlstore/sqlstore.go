@@ -29,6 +29,10 @@ type Dialect struct {
 	IsUnique func(error) bool
 	// IsBusy reports a transient lock error worth one more try (SQLite).
 	IsBusy func(error) bool
+	// SingleWriter is set when all writes serialise on one database-wide
+	// lock (SQLite): concurrent replay inserts are then group-committed
+	// (see replayGroup).
+	SingleWriter bool
 }
 
 type querier interface {
@@ -44,13 +48,18 @@ type Store struct {
 	d       *Dialect
 	queries *sync.Map // query text with ? → dialect text
 	inTx    bool
+	replay  *replayGroup // nil: Remember runs one statement per call
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New wraps an open database whose schema is migrated.
 func New(db *sql.DB, d *Dialect) *Store {
-	return &Store{db: db, q: db, d: d, queries: new(sync.Map)}
+	s := &Store{db: db, q: db, d: d, queries: new(sync.Map)}
+	if d.SingleWriter {
+		s.replay = new(replayGroup)
+	}
+	return s
 }
 
 // DB returns the underlying handle, for migrations and tests.
@@ -69,7 +78,12 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.replay != nil {
+		s.replay.close()
+	}
+	return s.db.Close()
+}
 
 // WithTx runs fn in one transaction, committed when fn returns nil.
 // The SQLite connection string sets _txlock=immediate, so BEGIN takes the
@@ -79,6 +93,14 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if s.inTx {
 		return fn(s)
 	}
+	return s.withSQLTx(ctx, func(tx *sql.Tx) error {
+		return fn(&Store{db: s.db, q: tx, d: s.d, queries: s.queries, inTx: true})
+	})
+}
+
+// withSQLTx runs fn in one database transaction, retrying a few times when
+// the database reports a transient lock error.
+func (s *Store) withSQLTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.withTxOnce(ctx, fn)
 		if err != nil && s.d.IsBusy != nil && s.d.IsBusy(err) && attempt < 5 && ctx.Err() == nil {
@@ -89,7 +111,7 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 }
 
-func (s *Store) withTxOnce(ctx context.Context, fn func(tx store.Tx) error) (err error) {
+func (s *Store) withTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -103,8 +125,7 @@ func (s *Store) withTxOnce(ctx context.Context, fn func(tx store.Tx) error) (err
 			_ = tx.Rollback()
 		}
 	}()
-	inner := &Store{db: s.db, q: tx, d: s.d, queries: s.queries, inTx: true}
-	if err = fn(inner); err != nil {
+	if err = fn(tx); err != nil {
 		return err
 	}
 	if err = tx.Commit(); err != nil {

@@ -23,6 +23,7 @@ func init() {
 	register("RefreshPrune", testRefreshPrune)
 	register("ReplayRemember", testReplayRemember)
 	register("ReplayConcurrent", testReplayConcurrent)
+	register("ReplayConcurrentMany", testReplayConcurrentMany)
 }
 
 func rtHash(s string) []byte {
@@ -292,5 +293,58 @@ func testReplayConcurrent(t *testing.T, s store.Store) {
 	}
 	if n != 1 {
 		t.Errorf("fresh answers = %d, want exactly 1", n)
+	}
+}
+
+// testReplayConcurrentMany: many goroutines remember ids from a small set,
+// each several times, some with a cancelled context; per id exactly one
+// call is fresh.
+func testReplayConcurrentMany(t *testing.T, s store.Store) {
+	const (
+		workers = 40
+		ids     = 7
+		rounds  = 5
+	)
+	ctx := t.Context()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	var mu sync.Mutex
+	fresh := map[string]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for r := range rounds {
+				id := fmt.Sprintf("many-%d", (w+r)%ids)
+				c := ctx
+				if w%5 == 4 {
+					c = cancelled
+				}
+				ok, err := s.Remember(c, "dpop", id, time.Now().Add(time.Minute))
+				if err != nil && c == cancelled {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					fresh[id]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range ids {
+		id := fmt.Sprintf("many-%d", i)
+		if fresh[id] != 1 {
+			t.Errorf("fresh answers for %s = %d, want exactly 1", id, fresh[id])
+		}
 	}
 }
