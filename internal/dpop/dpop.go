@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/big"
 	"strconv"
@@ -66,6 +67,7 @@ type Verifier struct {
 	required bool
 	replay   ReplayStore
 	seen     seenCache
+	keys     keyCache
 	now      func() time.Time
 }
 
@@ -74,6 +76,7 @@ type Verifier struct {
 // not NonceKeySize bytes, or RequireNonce without a NonceKey.
 func NewVerifier(cfg Config, replay ReplayStore, now func() time.Time) *Verifier {
 	v := &Verifier{window: cfg.Window, replay: replay, now: now, required: cfg.RequireNonce}
+	v.keys.seed = maphash.MakeSeed()
 	if v.window <= 0 {
 		v.window = DefaultWindow
 	}
@@ -197,10 +200,21 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 	if hPart == "" || cPart == "" || sPart == "" || !isB64URL(hPart) || !isB64URL(cPart) || !isB64URL(sPart) {
 		return nil, errEncoding
 	}
-	buf := make([]byte, b64.DecodedLen(len(hPart))+b64.DecodedLen(len(cPart))+b64.DecodedLen(len(sPart)))
-	hJSON, rest, err := decodeInto(buf, hPart)
-	if err != nil {
-		return nil, err
+	// A header seen before is the same bytes that passed checks 4, 5 and
+	// 7 then (keyCache); otherwise it is decoded and checked here.
+	vh := v.keys.get(hPart)
+	hLen := 0
+	if vh == nil {
+		hLen = b64.DecodedLen(len(hPart))
+	}
+	buf := make([]byte, hLen+b64.DecodedLen(len(cPart))+b64.DecodedLen(len(sPart)))
+	var hJSON []byte
+	rest := buf
+	var err error
+	if vh == nil {
+		if hJSON, rest, err = decodeInto(rest, hPart); err != nil {
+			return nil, err
+		}
 	}
 	cJSON, rest, err := decodeInto(rest, cPart)
 	if err != nil {
@@ -210,45 +224,15 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	h, err := parseHeader(hJSON)
-	if err != nil {
-		return nil, err
-	}
-	// §4.3 check 4: "the typ JOSE Header Parameter has the value dpop+jwt".
-	if h.typ != "dpop+jwt" {
-		return nil, errTyp
-	}
-	// §4.3 check 5: "the alg JOSE Header Parameter indicates a registered
-	// asymmetric digital signature algorithm [IANA.JOSE.ALGS], is not none,
-	// is supported by the application, and is acceptable per local policy".
-	// RFC 9864 §2.2 registers "Ed25519" as the fully-specified name of
-	// EdDSA over Ed25519, the only EdDSA curve accepted here; current
-	// clients (npm dpop, oauth4webapi) send it, so both names are taken.
-	if !(h.alg == "ES256" && v.es256 || (h.alg == "EdDSA" || h.alg == "Ed25519") && v.eddsa) {
-		return nil, errAlg
-	}
-	// RFC 7515 §4.1.11: a recipient MUST reject a JWS whose crit lists an
-	// extension it does not understand; this one understands none.
-	if h.crit {
-		return nil, errCrit
-	}
-	if h.jwk == nil {
-		return nil, errNoJWK
-	}
-	key, err := parseJWK(h.jwk)
-	if err != nil {
-		return nil, err
-	}
-	// §4.3 check 7: "the JWK ... does not contain a private key"; its type
-	// must fit the alg and its point lie on the curve.
-	pub, err := key.publicKey(h.alg)
-	if err != nil {
-		return nil, err
+	if vh == nil {
+		if vh, err = v.checkHeader(hJSON); err != nil {
+			return nil, err
+		}
+		v.keys.add(hPart, vh)
 	}
 	// §4.3 check 6: "the JWT signature verifies with the public key
 	// contained in the jwk JOSE Header Parameter".
-	if !verifySignature(h.alg, pub, jws[:d2], sig) {
+	if !verifySignature(vh.alg, vh.pub, jws[:d2], sig) {
 		return nil, errSignature
 	}
 
@@ -315,11 +299,8 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 		}
 	}
 
-	jkt, err := key.thumbprint()
-	if err != nil {
-		return nil, errJWKKey
-	}
-	proof := &Proof{JKT: jkt, JTI: c.jti, IssuedAt: iat, Alg: h.alg}
+	jkt := vh.jkt
+	proof := &Proof{JKT: jkt, JTI: c.jti, IssuedAt: iat, Alg: vh.alg}
 
 	// §4.3 check 10: "If the server provided a nonce value to the client,
 	// the nonce claim matches the server-provided nonce value."
@@ -365,6 +346,53 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 		return nil, ErrReplay
 	}
 	return proof, nil
+}
+
+// checkHeader applies the checks of §4.3 on the protected header hJSON
+// and returns what it yields.
+func (v *Verifier) checkHeader(hJSON []byte) (*verifiedHeader, error) {
+	h, err := parseHeader(hJSON)
+	if err != nil {
+		return nil, err
+	}
+	// §4.3 check 4: "the typ JOSE Header Parameter has the value dpop+jwt".
+	if h.typ != "dpop+jwt" {
+		return nil, errTyp
+	}
+	// §4.3 check 5: "the alg JOSE Header Parameter indicates a registered
+	// asymmetric digital signature algorithm [IANA.JOSE.ALGS], is not none,
+	// is supported by the application, and is acceptable per local policy".
+	// RFC 9864 §2.2 registers "Ed25519" as the fully-specified name of
+	// EdDSA over Ed25519, the only EdDSA curve accepted here; current
+	// clients (npm dpop, oauth4webapi) send it, so both names are taken.
+	if !(h.alg == "ES256" && v.es256 || (h.alg == "EdDSA" || h.alg == "Ed25519") && v.eddsa) {
+		return nil, errAlg
+	}
+	// RFC 7515 §4.1.11: a recipient MUST reject a JWS whose crit lists an
+	// extension it does not understand; this one understands none.
+	if h.crit {
+		return nil, errCrit
+	}
+	if h.jwk == nil {
+		return nil, errNoJWK
+	}
+	key, err := parseJWK(h.jwk)
+	if err != nil {
+		return nil, err
+	}
+	// §4.3 check 7: "the JWK ... does not contain a private key"; its type
+	// must fit the alg and its point lie on the curve.
+	pub, err := key.publicKey(h.alg)
+	if err != nil {
+		return nil, err
+	}
+	// publicKey accepted only EC and OKP keys with every required member,
+	// so the thumbprint cannot fail here.
+	jkt, err := key.thumbprint()
+	if err != nil {
+		return nil, errJWKKey
+	}
+	return &verifiedHeader{alg: h.alg, pub: pub, jkt: jkt}, nil
 }
 
 func replayID(jkt, jti string) [32]byte {

@@ -172,49 +172,75 @@ func TestVerify(t *testing.T) {
 		{name: "ath of another token", edit: func(p *proofSpec) { p.claims["ath"] = athOf("another.access.token") }, want: errATH},
 		{name: "ath unencoded", edit: func(p *proofSpec) { p.claims["ath"] = testToken }, want: errATH},
 	}
+	// warm has accepted a proof of each test key, so its key cache holds
+	// their headers: every case must get the same answer from it as from
+	// a fresh Verifier.
+	warm := newTestVerifier(t, Config{})
+	for _, k := range []struct {
+		key *testKey
+		alg string
+	}{{es, "ES256"}, {ed, "EdDSA"}, {ed, "Ed25519"}, {other, "ES256"}} {
+		spec := newSpec(k.key, testMethod, testURL, t0.Unix())
+		spec.header["alg"] = k.alg
+		spec.claims["ath"] = athOf(testToken)
+		req := Request{Proofs: []string{spec.build(t)}, Method: testMethod, URL: testURL, AccessToken: testToken}
+		if _, err := warm.Verify(t.Context(), req); err != nil {
+			t.Fatalf("warm up %s: %v", k.alg, err)
+		}
+	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			key := c.key
-			if key == nil {
-				key = es
-			}
-			spec := newSpec(key, testMethod, testURL, t0.Unix())
-			spec.claims["ath"] = athOf(testToken)
-			if c.edit != nil {
-				c.edit(spec)
-			}
-			s := spec.build(t)
-			if c.proof != nil {
-				s = c.proof(s)
-			}
-			req := Request{Proofs: []string{s}, Method: testMethod, URL: testURL, AccessToken: testToken}
-			if c.req != nil {
-				c.req(&req)
-			}
-			v := newTestVerifier(t, Config{})
-			got, err := v.Verify(t.Context(), req)
-			if c.want == nil {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				if want := thumbprintOf(spec.header["jwk"].(map[string]any)); got.JKT != want {
-					t.Errorf("JKT = %q, want %q", got.JKT, want)
-				}
-				if got.JTI != spec.claims["jti"] || got.Alg != spec.header["alg"] {
-					t.Errorf("proof = %+v", got)
-				}
-				return
-			}
-			if !errors.Is(err, c.want) {
-				t.Fatalf("Verify error = %v, want %v", err, c.want)
-			}
-			if !errors.Is(err, ErrInvalidProof) {
-				t.Errorf("error %v does not wrap ErrInvalidProof", err)
-			}
-			if got != nil {
-				t.Errorf("proof = %+v on error", got)
-			}
-		})
+		for _, w := range []struct {
+			name string
+			v    func() *Verifier
+		}{{"fresh", func() *Verifier { return newTestVerifier(t, Config{}) }}, {"warm", func() *Verifier { return warm }}} {
+			t.Run(c.name+"/"+w.name, func(t *testing.T) {
+				verifyCase(t, w.v(), es, c.key, c.edit, c.req, c.proof, c.want)
+			})
+		}
+	}
+}
+
+// verifyCase runs one case of TestVerify against v; key defaults to es.
+func verifyCase(t *testing.T, v *Verifier, es, key *testKey, edit func(p *proofSpec), editReq func(r *Request),
+	editProof func(s string) string, want error) {
+	t.Helper()
+	if key == nil {
+		key = es
+	}
+	spec := newSpec(key, testMethod, testURL, t0.Unix())
+	spec.claims["ath"] = athOf(testToken)
+	if edit != nil {
+		edit(spec)
+	}
+	s := spec.build(t)
+	if editProof != nil {
+		s = editProof(s)
+	}
+	req := Request{Proofs: []string{s}, Method: testMethod, URL: testURL, AccessToken: testToken}
+	if editReq != nil {
+		editReq(&req)
+	}
+	got, err := v.Verify(t.Context(), req)
+	if want == nil {
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if want := thumbprintOf(spec.header["jwk"].(map[string]any)); got.JKT != want {
+			t.Errorf("JKT = %q, want %q", got.JKT, want)
+		}
+		if got.JTI != spec.claims["jti"] || got.Alg != spec.header["alg"] {
+			t.Errorf("proof = %+v", got)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("Verify error = %v, want %v", err, want)
+	}
+	if !errors.Is(err, ErrInvalidProof) {
+		t.Errorf("error %v does not wrap ErrInvalidProof", err)
+	}
+	if got != nil {
+		t.Errorf("proof = %+v on error", got)
 	}
 }
 
