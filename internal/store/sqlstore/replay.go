@@ -139,16 +139,21 @@ func (g *replayGroup) remember(ctx context.Context, s *Store, r *replayReq) (boo
 
 // run answers every request of batch.
 func (g *replayGroup) run(ctx context.Context, s *Store, batch []*replayReq) {
-	if len(batch) == 1 {
-		r := batch[0]
-		r.fresh, r.err = s.rememberOne(ctx, r.ns, r.id, fromMS(r.exp))
-		return
-	}
 	fresh := make([]bool, len(batch))
-	err := g.prepare(ctx, s)
-	if err == nil {
+	stmt, err := g.prepare(ctx, s)
+	switch {
+	case err != nil:
+	case len(batch) == 1:
+		// Alone: one statement in autocommit, no BEGIN and COMMIT.
+		var res sql.Result
+		if res, err = stmt.ExecContext(ctx, batch[0].ns, batch[0].id, batch[0].exp, ms(time.Now())); err == nil {
+			var n int64
+			n, err = res.RowsAffected()
+			fresh[0] = n == 1
+		}
+	default:
 		err = s.withSQLTx(ctx, func(tx *sql.Tx) error {
-			stmt := tx.StmtContext(ctx, g.stmt)
+			stmt := tx.StmtContext(ctx, stmt)
 			defer stmt.Close()
 			now := ms(time.Now())
 			for i, r := range batch {
@@ -171,18 +176,18 @@ func (g *replayGroup) run(ctx context.Context, s *Store, batch []*replayReq) {
 	}
 }
 
-func (g *replayGroup) prepare(ctx context.Context, s *Store) error {
+func (g *replayGroup) prepare(ctx context.Context, s *Store) (*sql.Stmt, error) {
 	g.stmtMu.Lock()
 	defer g.stmtMu.Unlock()
 	if g.stmt != nil {
-		return nil
+		return g.stmt, nil
 	}
 	stmt, err := s.db.PrepareContext(ctx, s.sql(rememberSQL))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.stmt = stmt
-	return nil
+	return stmt, nil
 }
 
 func (g *replayGroup) close() {
