@@ -68,9 +68,6 @@ type replayGroup struct {
 	mu      sync.Mutex
 	queue   []*replayReq
 	leading bool // a leader is running a batch
-
-	stmtMu sync.Mutex
-	stmt   *sql.Stmt // rememberSQL prepared on the *sql.DB, lazily
 }
 
 type replayReq struct {
@@ -140,7 +137,7 @@ func (g *replayGroup) remember(ctx context.Context, s *Store, r *replayReq) (boo
 // run answers every request of batch.
 func (g *replayGroup) run(ctx context.Context, s *Store, batch []*replayReq) {
 	fresh := make([]bool, len(batch))
-	stmt, err := g.prepare(ctx, s)
+	stmt, err := s.prepared(ctx, rememberSQL)
 	switch {
 	case err != nil:
 	case len(batch) == 1:
@@ -173,29 +170,6 @@ func (g *replayGroup) run(ctx context.Context, s *Store, batch []*replayReq) {
 	err = s.wrap("remember replay ids", err)
 	for i, r := range batch {
 		r.fresh, r.err = fresh[i] && err == nil, err
-	}
-}
-
-func (g *replayGroup) prepare(ctx context.Context, s *Store) (*sql.Stmt, error) {
-	g.stmtMu.Lock()
-	defer g.stmtMu.Unlock()
-	if g.stmt != nil {
-		return g.stmt, nil
-	}
-	stmt, err := s.db.PrepareContext(ctx, s.sql(rememberSQL))
-	if err != nil {
-		return nil, err
-	}
-	g.stmt = stmt
-	return stmt, nil
-}
-
-func (g *replayGroup) close() {
-	g.stmtMu.Lock()
-	defer g.stmtMu.Unlock()
-	if g.stmt != nil {
-		g.stmt.Close()
-		g.stmt = nil
 	}
 }
 

@@ -47,6 +47,7 @@ type Store struct {
 	q       querier
 	d       *Dialect
 	queries *sync.Map // query text with ? → dialect text
+	stmts   *stmtCache
 	inTx    bool
 	replay  *replayGroup // nil: Remember runs one statement per call
 }
@@ -55,7 +56,7 @@ var _ store.Store = (*Store)(nil)
 
 // New wraps an open database whose schema is migrated.
 func New(db *sql.DB, d *Dialect) *Store {
-	s := &Store{db: db, q: db, d: d, queries: new(sync.Map)}
+	s := &Store{db: db, q: db, d: d, queries: new(sync.Map), stmts: new(stmtCache)}
 	if d.SingleWriter {
 		s.replay = new(replayGroup)
 	}
@@ -79,9 +80,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	if s.replay != nil {
-		s.replay.close()
-	}
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -94,7 +93,7 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		return fn(s)
 	}
 	return s.withSQLTx(ctx, func(tx *sql.Tx) error {
-		return fn(&Store{db: s.db, q: tx, d: s.d, queries: s.queries, inTx: true})
+		return fn(&Store{db: s.db, q: tx, d: s.d, queries: s.queries, stmts: s.stmts, inTx: true})
 	})
 }
 
@@ -132,6 +131,43 @@ func (s *Store) withTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err 
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// stmtCache holds the statements of the hottest writes (replay upserts,
+// full audit batches), prepared once on the *sql.DB: parsing them cost as
+// much as running them, and database/sql keeps each prepared per connection
+// once it has run there.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// prepared returns query (written with ?) prepared for the dialect.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	c := s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.sql(query))
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = make(map[string]*sql.Stmt)
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.m {
+		st.Close()
+		delete(c.m, q)
+	}
 }
 
 // sql rewrites a query written with ? placeholders for the dialect.
