@@ -44,6 +44,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/jws"
 )
 
 // Limits and timings.
@@ -133,51 +134,20 @@ func New(providers []config.IdentityProvider, client *http.Client, now func() ti
 	return v
 }
 
-// header is what the verifier reads from the JOSE header.
-type header struct {
-	alg, kid string
-}
-
 func b64(s string) ([]byte, error) { return base64.RawURLEncoding.Strict().DecodeString(s) }
 
-func parseHeader(seg string) (header, error) {
-	var h header
-	b, err := b64(seg)
+// parseHeader reads the JOSE header with the shared rules (package jws:
+// no crit, no keys or key URLs from the token) and adds the ID token's own.
+func parseHeader(seg string) (jws.Header, error) {
+	h, err := jws.ParseHeader(seg)
 	if err != nil {
-		return h, invalid("header is not base64url")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return h, invalid("header is not a JSON object")
-	}
-	// RFC 7515 §4.1.11: unknown critical extensions must be refused; ID
-	// tokens use none.
-	if _, ok := m["crit"]; ok {
-		return h, invalid("crit header not supported")
-	}
-	// RFC 8725 §3.10: keys are the provider's published ones, never keys
-	// or key URLs the token brings along.
-	for _, name := range []string{"jwk", "jku", "x5u", "x5c"} {
-		if _, ok := m[name]; ok {
-			return h, invalid(name + " header not allowed")
-		}
-	}
-	var typ string
-	for name, dst := range map[string]*string{"alg": &h.alg, "kid": &h.kid, "typ": &typ} {
-		if raw, ok := m[name]; ok {
-			if err := json.Unmarshal(raw, dst); err != nil {
-				return h, invalid(name + " header is not a string")
-			}
-		}
+		return h, invalid(jws.Reason(err))
 	}
 	// An ID token's typ, when present, is JWT (RFC 7519 §5.1; the
 	// "application/" prefix may be omitted, RFC 7515 §4.1.9). Anything else,
 	// such as at+jwt, is another kind of token (RFC 8725 §3.11).
-	if _, ok := m["typ"]; ok && !strings.EqualFold(typ, "JWT") && !strings.EqualFold(typ, "application/jwt") {
+	if h.HasTyp && !strings.EqualFold(h.Typ, "JWT") && !strings.EqualFold(h.Typ, "application/jwt") {
 		return h, invalid("typ is not JWT")
-	}
-	if h.alg == "" {
-		return h, invalid("alg missing")
 	}
 	return h, nil
 }
@@ -209,7 +179,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if !ok || iss == "" {
 		return nil, invalid("unknown issuer")
 	}
-	if !slices.Contains(p.algs, jose.SignatureAlgorithm(h.alg)) {
+	if !slices.Contains(p.algs, jose.SignatureAlgorithm(h.Alg)) {
 		return nil, invalid("alg not allowed for this issuer")
 	}
 	jws, err := jose.ParseSignedCompact(raw, p.algs)
@@ -228,7 +198,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	return v.checkClaims(p, claims)
 }
 
-func (v *Verifier) verifySignature(ctx context.Context, p *provider, jws *jose.JSONWebSignature, h header) ([]byte, error) {
+func (v *Verifier) verifySignature(ctx context.Context, p *provider, jws *jose.JSONWebSignature, h jws.Header) ([]byte, error) {
 	keys, fetchedAt := p.snapshot()
 	if keys == nil || v.now().Sub(fetchedAt) >= KeySetMaxAge {
 		if err := v.refresh(ctx, p); err != nil && !errors.Is(err, errRateLimited) {
@@ -260,10 +230,10 @@ func (v *Verifier) verifySignature(ctx context.Context, p *provider, jws *jose.J
 // candidates are the keys that may have signed a token with header h: the
 // kid matches (any key when the token names none), the key is for signing,
 // and its alg, if stated, is the token's.
-func candidates(keys []jose.JSONWebKey, h header) []jose.JSONWebKey {
+func candidates(keys []jose.JSONWebKey, h jws.Header) []jose.JSONWebKey {
 	var out []jose.JSONWebKey
 	for _, k := range keys {
-		if (h.kid != "" && k.KeyID != h.kid) || (k.Use != "" && k.Use != "sig") || (k.Algorithm != "" && k.Algorithm != h.alg) {
+		if (h.Kid != "" && k.KeyID != h.Kid) || (k.Use != "" && k.Use != "sig") || (k.Algorithm != "" && k.Algorithm != h.Alg) {
 			continue
 		}
 		out = append(out, k)

@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/internal/jws"
 )
 
 // MaxTokenSize is the longest token accepted; longer ones are refused
@@ -109,47 +111,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*AccessClaims, error
 	return &cp, nil
 }
 
-// header is the JOSE header of an access token.
-type header struct {
-	Alg string
-	Kid string
-	Typ string
-}
-
-// parseHeader decodes and checks a JOSE header (the first part of a
-// compact JWS). Members are looked up by exact name: encoding/json would
-// match struct fields case-insensitively.
-func parseHeader(seg string) (header, error) {
-	var h header
-	b, err := b64(seg)
+// parseHeader reads the JOSE header with the shared rules (package jws:
+// no crit, no embedded keys or key URLs) and adds the access token's own.
+func parseHeader(seg string) (jws.Header, error) {
+	h, err := jws.ParseHeader(seg)
 	if err != nil {
-		return h, invalid("header is not base64url")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return h, invalid("header is not a JSON object")
-	}
-	// RFC 7515 §4.1.11: "Recipients MUST understand and process" every
-	// name listed in crit; keygate's tokens use no extensions, and an empty
-	// list is forbidden too, so any crit is refused.
-	if _, ok := m["crit"]; ok {
-		return h, invalid("crit header not supported")
-	}
-	// RFC 8725 §3.10: a key named by the token itself proves nothing, and
-	// fetching one is a request forgery vector. Keys come from our own set.
-	for _, name := range []string{"jwk", "jku", "x5u", "x5c"} {
-		if _, ok := m[name]; ok {
-			return h, invalid(name + " header not allowed")
-		}
-	}
-	if h.Alg, err = headerString(m, "alg"); err != nil {
-		return h, err
-	}
-	if h.Kid, err = headerString(m, "kid"); err != nil {
-		return h, err
-	}
-	if h.Typ, err = headerString(m, "typ"); err != nil {
-		return h, err
+		return h, invalid(jws.Reason(err))
 	}
 	// RFC 9068 §2.1: access tokens "MUST include this media type [at+jwt]
 	// in the typ header parameter"; RFC 7515 §4.1.9 lets the "application/"
@@ -165,18 +132,6 @@ func parseHeader(seg string) (header, error) {
 		return h, invalid("kid missing")
 	}
 	return h, nil
-}
-
-func headerString(m map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := m[name]
-	if !ok {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", invalid(name + " header is not a string")
-	}
-	return s, nil
 }
 
 // b64 decodes unpadded base64url. The caller has checked the alphabet, so
