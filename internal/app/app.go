@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/keygate/keygate/internal/clientkeys"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/httpapi"
 	"github.com/keygate/keygate/internal/oauth"
@@ -76,6 +77,7 @@ type App struct {
 	// setupLimits (limits.go); nil when not configured.
 	dpopAuth          proxy.Authenticator
 	dpopTokenEndpoint oauth.DPoPVerifier
+	clientKeys        *clientkeys.Cache // keys at client jwks_uris, shared by the token endpoint and request signatures
 	capabilityRevoker oauth.CapabilityRevoker
 	capabilityAuth    proxy.Authenticator
 	checks            []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error

@@ -52,12 +52,13 @@ func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error {
 		Upstreams:    upstreams,
 		MaxExpiresIn: a.cfg.Capabilities.MaxExpiresIn.Std(),
 	}, oauth.CapabilityDeps{
-		Store:   a.st,
-		Secrets: oauth.SecretFunc(a.secret),
-		Minter:  svc,
-		Now:     a.now,
-		Logger:  a.log,
-		Audit:   a.oauthAuditor(),
+		Store:      a.st,
+		Secrets:    oauth.SecretFunc(a.secret),
+		ClientKeys: a.clientKeys,
+		Minter:     svc,
+		Now:        a.now,
+		Logger:     a.log,
+		Audit:      a.oauthAuditor(),
 	})
 	if err != nil {
 		return fmt.Errorf("capabilities: %w", err)

@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keygate/keygate/internal/clientkeys"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/dpop"
 	"github.com/keygate/keygate/internal/httpapi"
@@ -48,6 +51,7 @@ func (a *App) setupDPoP(ctx context.Context, mux *http.ServeMux) error {
 	a.dpopTokenEndpoint = &tokenEndpointDPoP{proofs: v, url: issuer + "/oauth2/token"}
 	a.dpopAuth = proxy.NewDPoPAuth(a.verifier, v, issuer, a.now)
 
+	a.clientKeys = clientkeys.New(&http.Client{Timeout: 10 * time.Second}, a.now, a.log)
 	keys, err := newClientKeys(cfg.Clients, a.secret)
 	if err != nil {
 		return err
@@ -57,6 +61,7 @@ func (a *App) setupDPoP(ctx context.Context, mux *http.ServeMux) error {
 			a.log.Warn("request signatures: " + w)
 		}
 	}
+	keys.fetch, keys.log = a.clientKeys, a.log
 	sc := &signatureCheck{
 		verifier: httpsig.NewVerifier(keys, a.st, cfg.DPoP.ProofWindow.Std(), a.now),
 		issuer:   issuer,
@@ -140,19 +145,24 @@ func (t *tokenEndpointDPoP) TokenRequestJKT(r *http.Request) (string, error) {
 }
 
 // clientKeys resolves the keyid of a request signature (DESIGN.md "Signed
-// requests"): a kid of a confidential client's inline jwks (Ed25519 or
-// P-256 keys), or "hmac:{client_id}" for the client's hmac_secret, read
-// from the vault on every use so that `keygate secret rotate` takes effect
-// at once.
+// requests"): a kid of a confidential client's jwks, inline or at its
+// jwks_uri (Ed25519 or P-256 keys), or "hmac:{client_id}" for the client's
+// hmac_secret, read from the vault on every use so that `keygate secret
+// rotate` takes effect at once. A kid that more than one client registers
+// names no key.
 type clientKeys struct {
-	keys     map[string]httpsig.Key // by kid
+	keys     map[string]httpsig.Key // inline, by kid
+	inline   map[string]bool        // every inline kid, ambiguous ones too
+	uris     map[string]string      // client id -> jwks_uri
 	hmac     map[string]string      // client id -> vault secret name
 	secret   func(ctx context.Context, name string) ([]byte, error)
+	fetch    *clientkeys.Cache
+	log      *slog.Logger
 	warnings []string
 }
 
 func newClientKeys(clients []config.Client, secret func(context.Context, string) ([]byte, error)) (*clientKeys, error) {
-	k := &clientKeys{keys: map[string]httpsig.Key{}, hmac: map[string]string{}, secret: secret}
+	k := &clientKeys{keys: map[string]httpsig.Key{}, inline: map[string]bool{}, uris: map[string]string{}, hmac: map[string]string{}, secret: secret}
 	owner := map[string]string{} // kid -> client id
 	ambiguous := map[string]bool{}
 	for _, c := range clients {
@@ -163,7 +173,7 @@ func newClientKeys(clients []config.Client, secret func(context.Context, string)
 			k.hmac[c.ID] = c.HMACSecret
 		}
 		if c.JWKSURI != "" {
-			k.warnings = append(k.warnings, fmt.Sprintf("client %s: keys at jwks_uri are not used for request signatures; give them inline in jwks", c.ID))
+			k.uris[c.ID] = c.JWKSURI
 		}
 		if len(c.JWKS) == 0 {
 			continue
@@ -173,21 +183,11 @@ func newClientKeys(clients []config.Client, secret func(context.Context, string)
 			return nil, fmt.Errorf("clients %s: jwks: %w", c.ID, err)
 		}
 		for _, jwk := range set.Keys {
-			if jwk.KeyID == "" || jwk.Use == "enc" {
+			key, ok := signatureKey(jwk, c.ID)
+			if !ok {
 				continue
 			}
-			var key httpsig.Key
-			switch pub := jwk.Key.(type) {
-			case ed25519.PublicKey:
-				key = httpsig.Key{Alg: httpsig.AlgEd25519, Public: pub, ClientID: c.ID}
-			case *ecdsa.PublicKey:
-				if pub.Curve != elliptic.P256() {
-					continue
-				}
-				key = httpsig.Key{Alg: httpsig.AlgECDSAP256SHA256, Public: pub, ClientID: c.ID}
-			default:
-				continue // RSA and other curves: no RFC 9421 algorithm keygate verifies
-			}
+			k.inline[jwk.KeyID] = true
 			if strings.HasPrefix(jwk.KeyID, "hmac:") {
 				k.warnings = append(k.warnings, fmt.Sprintf("client %s: kid %q is reserved for HMAC keyids and is not used", c.ID, jwk.KeyID))
 				continue
@@ -225,11 +225,64 @@ func (k *clientKeys) ResolveKey(ctx context.Context, keyid string) (httpsig.Key,
 		}
 		return httpsig.Key{Alg: httpsig.AlgHMACSHA256, HMACSecret: b, ClientID: id}, nil
 	}
-	key, ok := k.keys[keyid]
-	if !ok {
-		return httpsig.Key{}, httpsig.ErrUnknownKey
+	var found []httpsig.Key
+	if key, ok := k.keys[keyid]; ok {
+		found = append(found, key)
+	} else if k.inline[keyid] {
+		return httpsig.Key{}, httpsig.ErrUnknownKey // registered by two clients
 	}
-	return key, nil
+	for id, uri := range k.uris {
+		// An inline kid must still be unique, but need not cause refetches.
+		want := keyid
+		if len(found) > 0 {
+			want = ""
+		}
+		set, err := k.fetch.Keys(ctx, uri, want)
+		if err != nil {
+			if k.log != nil {
+				k.log.Warn("request signatures: client keys", slog.String("client", id), slog.Any("error", err))
+			}
+			continue
+		}
+		for _, jwk := range set {
+			if jwk.KeyID != keyid {
+				continue
+			}
+			if key, ok := signatureKey(jwk, id); ok {
+				found = append(found, key)
+				break
+			}
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) > 1:
+		if k.log != nil {
+			k.log.Warn("request signatures: kid is registered by more than one client and is not used", slog.String("kid", keyid))
+		}
+	}
+	return httpsig.Key{}, httpsig.ErrUnknownKey
+}
+
+// signatureKey converts a JWK to a request-signature key of clientID, if
+// it is one keygate verifies (Ed25519 or P-256, with a kid, not for
+// encryption).
+func signatureKey(jwk jose.JSONWebKey, clientID string) (httpsig.Key, bool) {
+	if jwk.KeyID == "" || jwk.Use == "enc" || !jwk.IsPublic() {
+		return httpsig.Key{}, false
+	}
+	switch pub := jwk.Key.(type) {
+	case ed25519.PublicKey:
+		return httpsig.Key{Alg: httpsig.AlgEd25519, Public: pub, ClientID: clientID}, true
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return httpsig.Key{}, false
+		}
+		return httpsig.Key{Alg: httpsig.AlgECDSAP256SHA256, Public: pub, ClientID: clientID}, true
+	default:
+		return httpsig.Key{}, false // RSA and other curves: no RFC 9421 algorithm keygate verifies
+	}
 }
 
 func hasSignedRoutes(ups []config.Upstream) bool {

@@ -86,6 +86,7 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		Revoker:      a.revocations,
 		DPoP:         a.dpopTokenEndpoint,
 		Capabilities: a.capabilityRevoker,
+		ClientKeys:   a.clientKeys,
 		Secrets:      oauth.SecretFunc(a.secret),
 		Now:          a.now,
 		Logger:       a.log,
@@ -169,8 +170,8 @@ func oauthClients(in []config.Client) ([]oauth.Client, error) {
 			}
 			oc.JWKS = &set
 		}
-		if c.JWKSURI != "" && c.Auth == config.AuthPrivateKeyJWT {
-			return nil, fmt.Errorf("clients %s: jwks_uri is not supported yet; give the keys inline in jwks", c.ID)
+		if c.Auth == config.AuthPrivateKeyJWT {
+			oc.JWKSURI = c.JWKSURI
 		}
 		out = append(out, oc)
 	}

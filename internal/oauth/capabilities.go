@@ -74,9 +74,11 @@ type CapabilityConfig struct {
 type CapabilityDeps struct {
 	Store   store.Store // the client assertion jti replay cache, and the minting transaction
 	Secrets SecretSource
-	Minter  CapabilityMinter
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// ClientKeys is required when a client has a JWKSURI.
+	ClientKeys ClientKeySource
+	Minter     CapabilityMinter
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Audit, when set, records each minting (store.AuditCapabilityMint) in
 	// the transaction that stores the capability, as Deps.Audit does for
 	// the token endpoint.
@@ -116,7 +118,7 @@ func NewCapabilityEndpoint(cfg CapabilityConfig, deps CapabilityDeps) (*Capabili
 	s := &Server{
 		cfg: Config{Issuer: cfg.Issuer},
 		deps: Deps{Store: deps.Store, Secrets: deps.Secrets, Now: deps.Now, Rand: rand.Reader, Logger: deps.Logger,
-			Audit: deps.Audit},
+			Audit: deps.Audit, ClientKeys: deps.ClientKeys},
 		clients: make(map[string]*client, len(cfg.Clients)),
 	}
 	s.baseURL = strings.TrimSuffix(cfg.Issuer, "/")

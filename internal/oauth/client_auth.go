@@ -166,7 +166,7 @@ func (s *Server) checkAssertion(ctx context.Context, typ, assertion, formID stri
 	if typ != ClientAssertionType {
 		return nil, invalidClient(false, "unsupported client_assertion_type")
 	}
-	c, claims, err := s.verifyAssertion(assertion, formID, s.now())
+	c, claims, err := s.verifyAssertion(ctx, assertion, formID, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (s *Server) checkAssertion(ctx context.Context, typ, assertion, formID stri
 }
 
 // verifyAssertion checks a client assertion without consuming it.
-func (s *Server) verifyAssertion(assertion, formID string, now time.Time) (*client, *jwt.Claims, error) {
+func (s *Server) verifyAssertion(ctx context.Context, assertion, formID string, now time.Time) (*client, *jwt.Claims, error) {
 	fail := func(d string) (*client, *jwt.Claims, error) { return nil, nil, invalidClient(false, d) }
 	if len(assertion) > maxTokenBytes {
 		return fail("client assertion is too large")
@@ -215,8 +215,15 @@ func (s *Server) verifyAssertion(assertion, formID string, now time.Time) (*clie
 	if !ok || c.Public || c.AuthMethod != AuthPrivateKeyJWT {
 		return fail("client is not registered for private_key_jwt")
 	}
+	keys, err := s.clientKeys(ctx, c, tok.Headers[0].KeyID)
+	if err != nil {
+		// The client's server is down or serves garbage: the client cannot
+		// be authenticated, and the cause is for keygate's log only.
+		return nil, nil, &httpapi.OAuthError{Status: http.StatusUnauthorized, Code: "invalid_client",
+			Description: "the client's keys could not be obtained", Cause: fmt.Errorf("client %s: %w", c.ID, err)}
+	}
 	var claims jwt.Claims
-	if !verifyWithJWKS(tok, c.JWKS, &claims) {
+	if !verifyWithJWKS(tok, keys, &claims) {
 		return fail("client assertion signature is invalid")
 	}
 	if claims.Issuer != id || claims.Subject != id {
@@ -275,11 +282,31 @@ func checkJWSHeader(compact string) error {
 	return nil
 }
 
+// clientKeys returns the client's inline keys, or those at its jwks_uri
+// (refetched once, rate limited, when none has kid).
+func (s *Server) clientKeys(ctx context.Context, c *client, kid string) ([]jose.JSONWebKey, error) {
+	if c.JWKSURI == "" {
+		return c.JWKS.Keys, nil
+	}
+	keys, err := s.deps.ClientKeys.Keys(ctx, c.JWKSURI, kid)
+	if err != nil {
+		return nil, err
+	}
+	// Only public keys: a published private key is no proof of anything.
+	out := make([]jose.JSONWebKey, 0, len(keys))
+	for _, k := range keys {
+		if k.IsPublic() {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
 // verifyWithJWKS verifies tok with the client's keys that match its kid
 // (all keys when it has none) and alg.
-func verifyWithJWKS(tok *jwt.JSONWebToken, set *jose.JSONWebKeySet, dst *jwt.Claims) bool {
+func verifyWithJWKS(tok *jwt.JSONWebToken, keys []jose.JSONWebKey, dst *jwt.Claims) bool {
 	hdr := tok.Headers[0]
-	for _, k := range set.Keys {
+	for _, k := range keys {
 		if hdr.KeyID != "" && k.KeyID != hdr.KeyID {
 			continue
 		}

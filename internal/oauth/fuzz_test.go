@@ -65,7 +65,7 @@ func FuzzClientAssertion(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, raw string) {
-		c, claims, err := fx.oauth.verifyAssertion(raw, "", fx.clock.now())
+		c, claims, err := fx.oauth.verifyAssertion(t.Context(), raw, "", fx.clock.now())
 		if err != nil {
 			if c != nil || claims != nil {
 				t.Fatal("error with a result")

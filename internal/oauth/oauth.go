@@ -115,8 +115,10 @@ type Client struct {
 	AuthMethod string
 	// SecretName names the vault secret holding the client secret.
 	SecretName string
-	// JWKS holds the public keys of a private_key_jwt client.
-	JWKS *jose.JSONWebKeySet
+	// JWKS holds the public keys of a private_key_jwt client, unless it
+	// publishes them at JWKSURI (exactly one of the two).
+	JWKS    *jose.JSONWebKeySet
+	JWKSURI string
 	// GrantTypes may use the short name "token-exchange" for
 	// GrantTokenExchange.
 	GrantTypes  []string
@@ -193,6 +195,14 @@ type DPoPVerifier interface {
 	TokenRequestJKT(r *http.Request) (string, error)
 }
 
+// ClientKeySource returns the keys a client publishes at its jwks_uri
+// (clientkeys.Cache). When kid is not among them it refetches once, rate
+// limited. An error means no keys could be had; its text is logged, never
+// sent.
+type ClientKeySource interface {
+	Keys(ctx context.Context, uri, kid string) ([]jose.JSONWebKey, error)
+}
+
 // Deps are the server's collaborators. Store, Signer are required;
 // IDTokens when a client may exchange tokens; Secrets when a client
 // authenticates with a secret; AccessTokens for access-token revocation
@@ -207,9 +217,11 @@ type Deps struct {
 	Secrets      SecretSource
 	Capabilities CapabilityRevoker
 	DPoP         DPoPVerifier
-	Now          func() time.Time
-	Rand         io.Reader
-	Logger       *slog.Logger
+	// ClientKeys is required when a client has a JWKSURI.
+	ClientKeys ClientKeySource
+	Now        func() time.Time
+	Rand       io.Reader
+	Logger     *slog.Logger
 	// Audit, when set, records security events (token issued, refreshed,
 	// reused, revoked): Append inside the transaction that makes the
 	// change, so both commit or neither does; Event once it committed.
@@ -336,6 +348,15 @@ func newClient(c Client, deps Deps) (*client, error) {
 			return nil, errors.New("client secrets need a secret source")
 		}
 	case AuthPrivateKeyJWT:
+		if c.JWKSURI != "" {
+			if c.JWKS != nil {
+				return nil, errors.New("private_key_jwt needs exactly one of jwks and jwks_uri")
+			}
+			if deps.ClientKeys == nil {
+				return nil, errors.New("jwks_uri needs a client key source")
+			}
+			break
+		}
 		if c.JWKS == nil || len(c.JWKS.Keys) == 0 {
 			return nil, errors.New("private_key_jwt needs jwks")
 		}
