@@ -206,6 +206,13 @@ func (c *Cache) fetch(ctx context.Context, rawURL string) ([]jose.JSONWebKey, er
 	if len(body) > maxBodySize {
 		return nil, fmt.Errorf("GET %s: response over %d bytes", u.Redacted(), maxBodySize)
 	}
+	return parseKeySet(body)
+}
+
+// parseKeySet keeps the usable keys of a JWK Set (RFC 7517 §5): public,
+// asymmetric, for signatures. Keys that do not parse are skipped; a set
+// with none left is an error.
+func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
