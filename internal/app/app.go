@@ -79,6 +79,7 @@ type App struct {
 	dpopTokenEndpoint oauth.DPoPVerifier
 	clientKeys        *clientkeys.Cache // keys at client jwks_uris, shared by the token endpoint and request signatures
 	capabilityRevoker oauth.CapabilityRevoker
+	capabilityIntro   oauth.CapabilityIntrospector
 	capabilityAuth    proxy.Authenticator
 	checks            []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch) error
 	observers         []func(r *http.Request, c *proxy.Caller, route *proxy.RouteMatch, status int, dur time.Duration, bytesIn, bytesOut int64)

@@ -66,6 +66,7 @@ func (a *App) setupCapabilities(ctx context.Context, mux *http.ServeMux) error {
 	ep.Register(mux)
 	a.capabilityAuth = svc
 	a.capabilityRevoker = svc
+	a.capabilityIntro = svc
 	a.checks = append(a.checks, svc.Consume)
 	a.background = append(a.background, func(ctx context.Context) { svc.Prune(ctx, pruneInterval) })
 	return nil

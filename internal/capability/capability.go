@@ -76,8 +76,8 @@ type Options struct {
 }
 
 // Service mints, authenticates, counts and revokes capability tokens. It
-// implements proxy.Authenticator, oauth.CapabilityMinter and
-// oauth.CapabilityRevoker, and offers the admin API an operator-level
+// implements proxy.Authenticator, oauth.CapabilityMinter,
+// oauth.CapabilityRevoker and oauth.CapabilityIntrospector, and offers the admin API an operator-level
 // revocation (RevokeCapabilityByOperator).
 type Service struct {
 	st    store.Store
@@ -91,6 +91,8 @@ var (
 	_ proxy.Authenticator     = (*Service)(nil)
 	_ oauth.CapabilityMinter  = (*Service)(nil)
 	_ oauth.CapabilityRevoker = (*Service)(nil)
+
+	_ oauth.CapabilityIntrospector = (*Service)(nil)
 )
 
 // New returns a Service over st.
@@ -281,6 +283,28 @@ func (s *Service) RevokeCapabilityTx(ctx context.Context, tx store.Tx, clientID,
 		return store.Capability{}, false, err
 	}
 	s.log.InfoContext(ctx, "capability revoked", "capability", c.ID, "client_id", clientID)
+	return c, true, nil
+}
+
+// IntrospectCapability returns the capability raw and true while it could
+// still be forwarded: known, not revoked, not expired, with a use left
+// (oauth.CapabilityIntrospector). Anything else is false, saying nothing
+// about why (RFC 7662 §2.2). Uses is read now; a racing Consume may spend
+// the last use right after.
+func (s *Service) IntrospectCapability(ctx context.Context, raw string) (store.Capability, bool, error) {
+	if !wellFormed(raw) {
+		return store.Capability{}, false, nil
+	}
+	c, err := s.st.CapabilityByHash(ctx, hash(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Capability{}, false, nil
+	}
+	if err != nil {
+		return store.Capability{}, false, fmt.Errorf("introspect capability: %w", err)
+	}
+	if usable(c, s.now()) != nil {
+		return store.Capability{}, false, nil
+	}
 	return c, true, nil
 }
 

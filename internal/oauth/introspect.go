@@ -26,6 +26,11 @@ type introspection struct {
 	TokenType string            `json:"token_type,omitempty"`
 	Cnf       map[string]string `json:"cnf,omitempty"`
 	SID       string            `json:"sid,omitempty"`
+	// Extension members for capability tokens (RFC 7662 §2.2 allows
+	// "other members"): a live capability has at least one use left, so
+	// omitempty never hides a meaningful zero.
+	MaxUses       int64 `json:"max_uses,omitempty"`
+	UsesRemaining int64 `json:"uses_remaining,omitempty"`
 }
 
 var inactive = &introspection{Active: false}
@@ -72,7 +77,7 @@ func (s *Server) introspect(ctx context.Context, raw string) (*introspection, er
 	case strings.HasPrefix(raw, RefreshTokenPrefix):
 		return s.introspectRefresh(ctx, raw)
 	case strings.HasPrefix(raw, CapabilityTokenPrefix):
-		return inactive, nil // capability tokens are not introspectable yet
+		return s.introspectCapability(ctx, raw)
 	}
 	if s.deps.AccessTokens == nil {
 		return inactive, nil
@@ -135,6 +140,31 @@ func (s *Server) introspectRefresh(ctx context.Context, raw string) (*introspect
 		TokenType: "refresh_token", SID: fam.ID}
 	if fam.DPoPJKT != "" {
 		out.Cnf = map[string]string{"jkt": fam.DPoPJKT}
+	}
+	return out, nil
+}
+
+// introspectCapability reports a capability token active while it is not
+// revoked, expired or spent, with the uses it has left. Any client holding
+// the introspect scope may ask, as for access tokens. A capability is sent
+// with the Bearer scheme even when DPoP-bound (DESIGN.md), so token_type
+// stays "Bearer" and the binding shows in cnf.jkt.
+func (s *Server) introspectCapability(ctx context.Context, raw string) (*introspection, error) {
+	if s.deps.CapabilityIntrospector == nil {
+		return inactive, nil
+	}
+	c, ok, err := s.deps.CapabilityIntrospector.IntrospectCapability(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("introspect: %w", err)
+	}
+	if !ok {
+		return inactive, nil
+	}
+	out := &introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+		Expiry: c.ExpiresAt.Unix(), IssuedAt: c.CreatedAt.Unix(), Issuer: s.cfg.Issuer, TokenType: "Bearer",
+		MaxUses: c.MaxUses, UsesRemaining: c.MaxUses - c.Uses}
+	if c.DPoPJKT != "" {
+		out.Cnf = map[string]string{"jkt": c.DPoPJKT}
 	}
 	return out, nil
 }

@@ -188,6 +188,13 @@ type CapabilityRevoker interface {
 	RevokeCapabilityTx(ctx context.Context, tx store.Tx, clientID, raw string) (store.Capability, bool, error)
 }
 
+// CapabilityIntrospector looks up a capability token (kgc_) for
+// introspection (RFC 7662 §2.2). ok is false, with no error, for a token
+// that is not active: malformed, unknown, revoked, expired or spent.
+type CapabilityIntrospector interface {
+	IntrospectCapability(ctx context.Context, raw string) (c store.Capability, ok bool, err error)
+}
+
 // DPoPVerifier checks the DPoP proof of a token request (RFC 9449 §5) and
 // returns the JWK thumbprint of its key, or "" when the request carries no
 // DPoP header. Its errors should be *httpapi.OAuthError.
@@ -207,7 +214,8 @@ type ClientKeySource interface {
 // IDTokens when a client may exchange tokens; Secrets when a client
 // authenticates with a secret; AccessTokens for access-token revocation
 // and introspection. Revoker defaults to appending with tx.AddRevocation.
-// Capabilities and DPoP may be nil.
+// Capabilities, CapabilityIntrospector and DPoP may be nil; without
+// CapabilityIntrospector every capability token introspects inactive.
 type Deps struct {
 	Store        store.Store
 	Signer       Signer
@@ -219,9 +227,12 @@ type Deps struct {
 	DPoP         DPoPVerifier
 	// ClientKeys is required when a client has a JWKSURI.
 	ClientKeys ClientKeySource
-	Now        func() time.Time
-	Rand       io.Reader
-	Logger     *slog.Logger
+	// CapabilityIntrospector is kept apart from Capabilities so that each
+	// endpoint's dependency stays one method wide.
+	CapabilityIntrospector CapabilityIntrospector
+	Now                    func() time.Time
+	Rand                   io.Reader
+	Logger                 *slog.Logger
 	// Audit, when set, records security events (token issued, refreshed,
 	// reused, revoked): Append inside the transaction that makes the
 	// change, so both commit or neither does; Event once it committed.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/internal/store"
 )
@@ -161,4 +162,67 @@ func TestIntrospection(t *testing.T) {
 	}); r.status != 400 {
 		t.Errorf("token in query = %d, want 400", r.status)
 	}
+}
+
+type fakeIntrospector struct {
+	introspect func(ctx context.Context, raw string) (store.Capability, bool, error)
+}
+
+func (f fakeIntrospector) IntrospectCapability(ctx context.Context, raw string) (store.Capability, bool, error) {
+	return f.introspect(ctx, raw)
+}
+
+func TestIntrospectCapability(t *testing.T) {
+	const live, bound, failing = "kgc_live", "kgc_bound", "kgc_fail"
+	created := time.Unix(1_700_000_000, 0)
+	capability := store.Capability{ClientID: "backend", Subject: "dev|alice", Scope: "echo", MaxUses: 5, Uses: 2,
+		CreatedAt: created, ExpiresAt: created.Add(5 * time.Minute)}
+	f := newFixture(t, func(_ *Config, d *Deps) {
+		d.CapabilityIntrospector = fakeIntrospector{introspect: func(_ context.Context, raw string) (store.Capability, bool, error) {
+			switch raw {
+			case live:
+				return capability, true, nil
+			case bound:
+				c := capability
+				c.DPoPJKT = strings.Repeat("j", 43)
+				return c, true, nil
+			case failing:
+				return store.Capability{}, false, errors.New("db down: secret-detail")
+			}
+			return store.Capability{}, false, nil // revoked, expired, spent, unknown
+		}}
+	})
+
+	r := f.post(t, "/oauth2/introspect", url.Values{"token": {live}}, basic("rs", rsSecret))
+	if r.status != 200 || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("introspect = %d %s", r.status, r.raw)
+	}
+	want := map[string]any{"active": true, "token_type": "Bearer", "scope": "echo", "sub": "dev|alice",
+		"client_id": "backend", "iss": f.issuer, "exp": float64(created.Add(5 * time.Minute).Unix()),
+		"iat": float64(created.Unix()), "max_uses": float64(5), "uses_remaining": float64(3)}
+	for k, v := range want {
+		if r.body[k] != v {
+			t.Errorf("%s = %v, want %v", k, r.body[k], v)
+		}
+	}
+	if _, ok := r.body["cnf"]; ok {
+		t.Errorf("unbound capability has cnf: %s", r.raw)
+	}
+
+	r = f.post(t, "/oauth2/introspect", url.Values{"token": {bound}}, basic("rs", rsSecret))
+	if cnf, _ := r.body["cnf"].(map[string]any); r.body["token_type"] != "Bearer" || cnf["jkt"] != strings.Repeat("j", 43) {
+		t.Errorf("bound capability = %s, want token_type Bearer and cnf.jkt", r.raw)
+	}
+
+	r = f.post(t, "/oauth2/introspect", url.Values{"token": {"kgc_gone"}}, basic("rs", rsSecret))
+	if r.status != 200 || r.raw != "{\"active\":false}\n" {
+		t.Errorf("inactive capability = %d %s", r.status, r.raw)
+	}
+
+	r = f.post(t, "/oauth2/introspect", url.Values{"token": {failing}}, basic("rs", rsSecret))
+	if r.status != 500 || strings.Contains(r.raw, "secret-detail") {
+		t.Errorf("introspector error = %d %s, want 500 without the cause", r.status, r.raw)
+	}
+
+	wantError(t, f.post(t, "/oauth2/introspect", url.Values{"token": {live}}, basic("backend", backendSecret)), 403, "insufficient_scope")
 }
