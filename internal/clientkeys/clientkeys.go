@@ -17,15 +17,10 @@ package clientkeys
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -33,6 +28,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/keygate/keygate/internal/keyfetch"
 )
 
 // Limits and timings.
@@ -44,11 +41,7 @@ const (
 	// (keys a client withdraws stop being accepted).
 	MaxAge = time.Hour
 
-	maxBodySize  = 1 << 20
-	fetchTimeout = 10 * time.Second
-	maxKeys      = 100
-	minRSABits   = 2048
-	maxRedirects = 3
+	maxKeys = 100
 )
 
 // ErrUnavailable reports that a client's keys could not be fetched: the
@@ -79,23 +72,14 @@ type entry struct {
 // New returns an empty cache. client may be nil; it is copied and given a
 // redirect policy that applies the HTTPS rule to every hop.
 func New(client *http.Client, now func() time.Time, logger *slog.Logger) *Cache {
-	if client == nil {
-		client = &http.Client{Timeout: fetchTimeout}
-	}
-	c := *client
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= maxRedirects {
-			return errors.New("too many redirects")
-		}
-		return checkURL(req.URL)
-	}
+	c := keyfetch.Client(client)
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{client: &c, now: now, log: logger, sets: map[string]*entry{}}
+	return &Cache{client: c, now: now, log: logger, sets: map[string]*entry{}}
 }
 
 // Keys returns the public signature keys published at uri. When kid is not
@@ -161,7 +145,7 @@ func (c *Cache) refresh(ctx context.Context, uri string) error {
 		c.mu.Unlock()
 
 		// Shared by every waiter, so not bound to the first caller's request.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyfetch.Timeout)
 		defer cancel()
 		keys, err := c.fetch(fctx, uri)
 		if err != nil {
@@ -179,32 +163,9 @@ func (c *Cache) refresh(ctx context.Context, uri string) error {
 // fetch reads a JWK Set, keeping the public signature keys it can use and
 // skipping the rest (unknown key types must not hide the good ones).
 func (c *Cache) fetch(ctx context.Context, rawURL string) ([]jose.JSONWebKey, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, errors.New("invalid jwks_uri")
-	}
-	if err := checkURL(u); err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	body, err := keyfetch.Get(ctx, c.client, rawURL)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", u.Redacted(), resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
-	}
-	if len(body) > maxBodySize {
-		return nil, fmt.Errorf("GET %s: response over %d bytes", u.Redacted(), maxBodySize)
 	}
 	return parseKeySet(body)
 }
@@ -233,7 +194,7 @@ func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 		if !k.IsPublic() {
 			continue
 		}
-		if usableKey(k.Key) && (k.Use == "" || k.Use == "sig") {
+		if keyfetch.UsableKey(k.Key) && (k.Use == "" || k.Use == "sig") {
 			keys = append(keys, k)
 		}
 	}
@@ -241,39 +202,6 @@ func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 		return nil, errors.New("jwks: no usable public signature keys")
 	}
 	return keys, nil
-}
-
-// usableKey admits asymmetric public keys only: a symmetric "oct" key in a
-// public set could only help an attacker (RFC 8725 §2.1).
-func usableKey(k any) bool {
-	switch k := k.(type) {
-	case *rsa.PublicKey:
-		return k.N.BitLen() >= minRSABits
-	case *ecdsa.PublicKey, ed25519.PublicKey:
-		return true
-	default:
-		return false
-	}
-}
-
-// checkURL requires HTTPS, except on loopback hosts (tests, dev mode).
-func checkURL(u *url.URL) error {
-	switch {
-	case u.Scheme == "https" && u.Host != "":
-		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-		return nil
-	default:
-		return fmt.Errorf("refusing %s: https required", u.Redacted())
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func redacted(raw string) string {

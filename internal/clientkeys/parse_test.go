@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keygate/keygate/internal/keyfetch"
 )
 
 func TestParseKeySet(t *testing.T) {
@@ -61,7 +63,7 @@ func FuzzParseKeySet(f *testing.F) {
 			return
 		}
 		for _, k := range keys {
-			if !k.IsPublic() || !usableKey(k.Key) {
+			if !k.IsPublic() || !keyfetch.UsableKey(k.Key) {
 				t.Fatalf("accepted unusable key %+v", k)
 			}
 		}

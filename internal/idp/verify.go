@@ -20,19 +20,13 @@ package idp
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +39,7 @@ import (
 
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/jws"
+	"github.com/keygate/keygate/internal/keyfetch"
 )
 
 // Limits and timings.
@@ -61,11 +56,7 @@ const (
 	// MaxSubjectLen bounds sub; keygate subjects are "{idp}|{sub}".
 	MaxSubjectLen = 255
 
-	maxBodySize   = 1 << 20
-	fetchTimeout  = 10 * time.Second
 	maxKeys       = 100
-	minRSABits    = 2048
-	maxRedirects  = 3
 	discoveryPath = "/.well-known/openid-configuration"
 )
 
@@ -107,23 +98,14 @@ type provider struct {
 // New returns a Verifier for providers. client may be nil; it is copied
 // and given a redirect policy that applies the HTTPS rule to every hop.
 func New(providers []config.IdentityProvider, client *http.Client, now func() time.Time, logger *slog.Logger) *Verifier {
-	if client == nil {
-		client = &http.Client{Timeout: fetchTimeout}
-	}
-	c := *client
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= maxRedirects {
-			return errors.New("too many redirects")
-		}
-		return checkURL(req.URL)
-	}
+	c := keyfetch.Client(client)
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	v := &Verifier{byIssuer: make(map[string]*provider, len(providers)), client: &c, now: now, log: logger}
+	v := &Verifier{byIssuer: make(map[string]*provider, len(providers)), client: c, now: now, log: logger}
 	for _, p := range providers {
 		pr := &provider{cfg: p, jwksURI: p.JWKSURI}
 		for _, a := range p.Algorithms {
@@ -262,7 +244,7 @@ func (v *Verifier) refresh(ctx context.Context, p *provider) error {
 		p.mu.Unlock()
 
 		// Shared by every waiter, so not bound to the first caller's request.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyfetch.Timeout)
 		defer cancel()
 		if uri == "" {
 			var err error
@@ -285,7 +267,7 @@ func (v *Verifier) refresh(ctx context.Context, p *provider) error {
 
 // discover reads jwks_uri from the issuer's OpenID Provider Configuration.
 func (v *Verifier) discover(ctx context.Context, issuer string) (string, error) {
-	body, err := v.get(ctx, strings.TrimSuffix(issuer, "/")+discoveryPath)
+	body, err := keyfetch.Get(ctx, v.client, strings.TrimSuffix(issuer, "/")+discoveryPath)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
 	}
@@ -310,7 +292,7 @@ func (v *Verifier) discover(ctx context.Context, issuer string) (string, error) 
 // fetchKeys reads a JWK Set, keeping the public signature keys it can use
 // and skipping the rest (unknown key types must not hide the good ones).
 func (v *Verifier) fetchKeys(ctx context.Context, uri string) ([]jose.JSONWebKey, error) {
-	body, err := v.get(ctx, uri)
+	body, err := keyfetch.Get(ctx, v.client, uri)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
@@ -332,7 +314,7 @@ func (v *Verifier) fetchKeys(ctx context.Context, uri string) ([]jose.JSONWebKey
 		if !k.IsPublic() {
 			k = k.Public()
 		}
-		if usableKey(k.Key) {
+		if keyfetch.UsableKey(k.Key) {
 			keys = append(keys, k)
 		}
 	}
@@ -340,70 +322,6 @@ func (v *Verifier) fetchKeys(ctx context.Context, uri string) ([]jose.JSONWebKey
 		return nil, errors.New("jwks: no usable signature keys")
 	}
 	return keys, nil
-}
-
-// usableKey admits asymmetric public keys only: a symmetric "oct" key in a
-// public set could only help an attacker (RFC 8725 §2.1).
-func usableKey(k any) bool {
-	switch k := k.(type) {
-	case *rsa.PublicKey:
-		return k.N.BitLen() >= minRSABits
-	case *ecdsa.PublicKey, ed25519.PublicKey:
-		return true
-	default:
-		return false
-	}
-}
-
-func (v *Verifier) get(ctx context.Context, rawURL string) ([]byte, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, errors.New("invalid URL")
-	}
-	if err := checkURL(u); err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", u.Redacted(), resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
-	}
-	if len(body) > maxBodySize {
-		return nil, fmt.Errorf("GET %s: response over %d bytes", u.Redacted(), maxBodySize)
-	}
-	return body, nil
-}
-
-// checkURL requires HTTPS, except on loopback hosts (tests, dev mode).
-func checkURL(u *url.URL) error {
-	switch {
-	case u.Scheme == "https" && u.Host != "":
-		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-		return nil
-	default:
-		return fmt.Errorf("refusing %s: https required", u.Redacted())
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // claims are a JWT claims set with members looked up by exact name.

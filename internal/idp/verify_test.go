@@ -24,6 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/keyfetch"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -115,7 +116,7 @@ func newTestIdP(t *testing.T, keys ...signingKey) *testIdP {
 		_, _ = w.Write(b)
 	})
 	mux.HandleFunc("GET /huge", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(`{"keys":[` + strings.Repeat(" ", maxBodySize) + `]}`))
+		_, _ = w.Write([]byte(`{"keys":[` + strings.Repeat(" ", keyfetch.MaxBodySize) + `]}`))
 	})
 	idp.srv = httptest.NewServer(mux)
 	t.Cleanup(idp.srv.Close)
