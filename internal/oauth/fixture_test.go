@@ -339,7 +339,7 @@ func (f *fixture) assertion(t testing.TB, mod func(*jwt.Claims, *jose.SignerOpti
 	return raw
 }
 
-// The colleagues' concrete types satisfy the narrow interfaces directly.
+// The concrete token, revocation and IdP types satisfy the narrow interfaces directly.
 var (
 	_ Signer              = (*token.Manager)(nil)
 	_ AccessTokenVerifier = (*token.Verifier)(nil)
