@@ -87,7 +87,8 @@ func TestDevWalkthroughWorks(t *testing.T) {
 		for _, line := range strings.Split(out, "\n") {
 			line = strings.TrimPrefix(line, "  ")
 			if strings.HasPrefix(line, "B=") || strings.HasPrefix(line, "ID_TOKEN=") || strings.HasPrefix(line, "TOKENS=") ||
-				strings.HasPrefix(line, "AT=") || strings.HasPrefix(line, "curl ") {
+				strings.HasPrefix(line, "AT=") || strings.HasPrefix(line, "curl ") ||
+				strings.HasPrefix(line, "echo ") || strings.HasPrefix(line, "printf ") {
 				script = append(script, line)
 			}
 		}

@@ -28,15 +28,16 @@ Paste these lines into a shell, in order:
   curl -s -H "Authorization: Bearer $AT" $B/echo/hello; echo
 
   # 4. Refresh: the refresh token rotates on every use.
-  TOKENS=$(curl -s $B/oauth2/token -d grant_type=refresh_token -d client_id=dev-app -d refresh_token=$RT); echo $TOKENS
+  #    (Refresh tokens and client secrets go on stdin, never in curl's arguments, where ps shows them.)
+  TOKENS=$(echo "grant_type=refresh_token&client_id=dev-app&refresh_token=$RT" | curl -s $B/oauth2/token -d @-); echo $TOKENS
   AT=$(echo $TOKENS | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'); RT=$(echo $TOKENS | sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p')
 
   # 5. Revoke the refresh token: its whole family ends, access tokens included, at once (401):
-  curl -s $B/oauth2/revoke -d client_id=dev-app -d token=$RT
+  echo "client_id=dev-app&token=$RT" | curl -s $B/oauth2/revoke -d @-
   curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $AT" $B/echo/hello
 
   # 6. A backend authenticates as a confidential client (client_credentials):
-  curl -s -u dev-backend:$(cat {{SECRETFILE}}) $B/oauth2/token -d grant_type=client_credentials -d scope=echo; echo
+  printf 'user = "dev-backend:%s"\n' "$(cat {{SECRETFILE}})" | curl -s -K - $B/oauth2/token -d grant_type=client_credentials -d scope=echo; echo
 
 Also: $B/.well-known/oauth-authorization-server, $B/.well-known/jwks.json, http://{{ADMIN}}/metrics.
 `
